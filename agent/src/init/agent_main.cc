@@ -1,0 +1,175 @@
+#include "init/agent_main.h"
+
+#include <getopt.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "init/config.h"
+#include "init/pid1.h"
+#include "rpc/address.h"
+#include "rpc/dispatcher.h"
+#include "rpc/grpc_server.h"
+#include "rpc/listener.h"
+#include "rpc/ttrpc_server.h"
+#include "sandbox/sandbox.h"
+#include "service/services.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/reaper.h"
+
+namespace kata {
+namespace {
+
+double MonotonicMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+void Usage(FILE* out) {
+  fprintf(out,
+          "usage: kata-agent [--server-addr ADDR] [--log-level LEVEL] [--sniff-timeout SECONDS]\n"
+          "\n"
+          "  ADDR: vsock://CID:PORT | unix:///path | unix://@abstract\n"
+          "        (also agent.server_addr= on the kernel command line or KATA_AGENT_SERVER_ADDR;\n"
+          "         the default vsock://-1:1024 applies only when the agent runs as PID 1)\n"
+          "  LEVEL: debug | info | warn | error | critical\n");
+}
+
+void RaiseFdLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      log::Debug("raised RLIMIT_NOFILE").Kv("from", static_cast<uint64_t>(old)).Kv("to", static_cast<uint64_t>(rl.rlim_max));
+    }
+  }
+}
+
+const char* Getenv(const char* name) { return getenv(name); }
+
+}  // namespace
+
+int AgentMain(int argc, char** argv) {
+  const double t0 = MonotonicMs();
+  BlockSignalsEarly();
+  const bool pid1 = getpid() == 1;
+
+  AgentConfig cfg;
+  std::vector<CmdlineNote> notes;
+  if (pid1) {
+    // Mounts /proc and friends and re-roots off the initramfs (which re-executes the
+    // agent); returns here in the final root.
+    Pid1EarlySetup(argc, argv);
+    StatusOr<std::string> cmdline = ReadFileString("/proc/cmdline", 64 * 1024);
+    if (cmdline.ok()) {
+      notes = ParseKernelCmdline(*cmdline, &cfg);
+    } else {
+      notes.push_back({log::Level::kWarn, std::string("cannot read /proc/cmdline: ") + std::string(cmdline.status().message())});
+    }
+  }
+  for (auto& n : ApplyEnvironment(&Getenv, &cfg)) notes.push_back(std::move(n));
+
+  static const struct option kOpts[] = {
+      {"server-addr", required_argument, nullptr, 'a'},
+      {"log-level", required_argument, nullptr, 'l'},
+      {"sniff-timeout", required_argument, nullptr, 's'},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
+      {nullptr, 0, nullptr, 0},
+  };
+  int c;
+  while ((c = getopt_long(argc, argv, "", kOpts, nullptr)) != -1) {
+    switch (c) {
+      case 'a': cfg.server_addr = optarg; break;
+      case 'l':
+        if (!log::ParseLevel(optarg, &cfg.log_level)) {
+          fprintf(stderr, "kata-agent: invalid log level '%s'\n", optarg);
+          return 2;
+        }
+        break;
+      case 's': cfg.sniff_timeout_s = static_cast<uint32_t>(atoi(optarg)); break;
+      case 'V': printf("kata-agent %s\n", kAgentVersion); return 0;
+      case 'h': Usage(stdout); return 0;
+      default: Usage(stderr); return 2;
+    }
+  }
+  log::SetLevel(cfg.log_level);
+  for (const auto& n : notes) log::Line(n.level, n.text);
+
+  if (cfg.server_addr.empty()) {
+    if (!pid1) {
+      fprintf(stderr, "kata-agent: no server address: give --server-addr (or KATA_AGENT_SERVER_ADDR);\n"
+                      "the default %s applies only when the agent runs as PID 1\n",
+              std::string(kDefaultServerAddr).c_str());
+      Usage(stderr);
+      return 2;
+    }
+    cfg.server_addr = std::string(kDefaultServerAddr);
+  }
+  log::Info("starting")
+      .Kv("version", kAgentVersion)
+      .Kv("pid1", pid1)
+      .Kv("server_addr", cfg.server_addr)
+      .Kv("log_level", log::LevelName(cfg.log_level))
+      .Kv("debug_console", cfg.debug_console)
+      .Kv("debug_console_vport", cfg.debug_console_vport)
+      .Kv("log_vport", cfg.log_vport)
+      .Kv("hotplug_timeout_s", cfg.hotplug_timeout_s)
+      .Kv("container_pipe_size", cfg.container_pipe_size);
+
+  auto fail = [&](const Status& st) -> int {
+    log::Critical("cannot start the agent").Kv("error", st.ToString());
+    if (pid1) PowerOff("fatal start-up error");  // never returns
+    return 1;
+  };
+
+  RaiseFdLimit();
+  if (Status st = Reaper::Get().Start(/*as_subreaper=*/!pid1); !st.ok()) return fail(st);
+  if (pid1) Pid1Services(cfg);
+
+  StatusOr<Address> addr = ParseAddress(cfg.server_addr);
+  if (!addr.ok()) return fail(addr.status());
+  if (addr->kind == Address::Kind::kHybridVsock) {
+    return fail(absl::InvalidArgumentError("the agent cannot listen on an hvsock:// address"));
+  }
+
+  static Sandbox sandbox(cfg);
+  if (Status st = sandbox.Init(); !st.ok()) return fail(st);
+  static Dispatcher dispatcher;
+  static ServiceEnv env;
+  env.config = &cfg;
+  env.sandbox = &sandbox;
+  env.is_pid1 = pid1;
+  DeclareApi(dispatcher);
+  RegisterHealthService(dispatcher, env);
+  RegisterGuestService(dispatcher, env);
+  RegisterSandboxService(dispatcher, env);
+  RegisterContainerService(dispatcher, env);
+
+  static GrpcServer grpc_server(dispatcher);
+  if (Status st = grpc_server.Start(); !st.ok()) return fail(st);
+  static TtrpcServer ttrpc_server(dispatcher);
+
+  StatusOr<UniqueFd> lfd = Listen(*addr);
+  if (!lfd.ok()) return fail(lfd.status());
+  static Listener listener(std::chrono::seconds(cfg.sniff_timeout_s));
+  listener.OnGrpc([](UniqueFd fd) { grpc_server.AddConnection(std::move(fd)); });
+  listener.OnTtrpc([](UniqueFd fd) { ttrpc_server.AddConnection(std::move(fd)); });
+  if (Status st = listener.Add(std::move(*lfd), addr->ToString()); !st.ok()) return fail(st);
+  if (Status st = listener.Start(); !st.ok()) return fail(st);
+
+  log::Info("listening").Kv("addr", addr->ToString()).Kv("start_ms", MonotonicMs() - t0);
+
+  // The agent serves until DestroySandbox powers the VM off (PID 1) or it is signalled.
+  WaitForTermination(pid1);
+  return 0;
+}
+
+}  // namespace kata
