@@ -160,3 +160,29 @@ def zombies_of(pid):
         if rest[0] == "Z" and int(rest[1]) == pid:
             out.append(int(d))
     return out
+
+
+# ---- VM tier ----
+GUEST_DIR = os.path.join(BUILD_DIR, "guest")
+KERNEL = os.path.join(GUEST_DIR, "vmlinuz")
+INITRD = os.path.join(GUEST_DIR, "initrd.img")
+INITRD_TEST = os.path.join(GUEST_DIR, "initrd-test.img")
+
+
+def katavm():
+    sys.path.insert(0, os.path.join(SRC_DIR, "tools"))
+    import katavm as k
+    return k
+
+
+def require_guest(*paths):
+    """Skips the test (saying which file is missing) unless the guest images exist."""
+    for p in (KERNEL,) + (paths or (INITRD,)):
+        if not os.path.exists(p):
+            raise unittest.SkipTest(f"{p} is missing: run `make guest` first")
+
+
+def require_vsockd():
+    p = os.path.join(BIN, "vsockd")
+    if not os.path.exists(p):
+        raise unittest.SkipTest(f"{p} is missing (the vsock backend is not built)")
