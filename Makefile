@@ -29,7 +29,30 @@ build: $(BUILD)/CMakeCache.txt
 
 agent: build
 
-test: deps build
+GUEST := $(BUILD)/guest
+
+# The guest: kernel (cached under ~/.cache by input hash), the production initrd, the test
+# initrd (busybox, guest-side test helpers, a busybox container rootfs), disk images.
+guest: build kernel initrd initrd-test rootfs
+
+initrd: build
+	@initrd/mkinitrd.py --agent $(BUILD)/bin/kata-agent --out $(GUEST)/initrd.img
+
+$(GUEST)/busybox-rootfs/bin/busybox: rootfs-builder/test-rootfs.sh
+	@rm -rf $(GUEST)/busybox-rootfs && rootfs-builder/test-rootfs.sh $(GUEST)/busybox-rootfs >/dev/null
+
+initrd-test: build $(GUEST)/busybox-rootfs/bin/busybox
+	@initrd/mkinitrd.py --agent $(BUILD)/bin/kata-agent --debug --out $(GUEST)/initrd-test.img \
+	  --add tests/vm/guest/kernel-smoke.sh:/usr/bin/kernel-smoke \
+	  --add $(BUILD)/bin/bpf-dev-probe:/usr/bin/bpf-dev-probe \
+	  $(if $(wildcard $(BUILD)/bin/vsock-echo),--add $(BUILD)/bin/vsock-echo:/usr/bin/vsock-echo) \
+	  --tree $(GUEST)/busybox-rootfs:/opt/kata-test/busybox
+
+rootfs: build $(GUEST)/busybox-rootfs/bin/busybox
+	@rootfs-builder/build-guest-rootfs.sh $(BUILD)/bin/kata-agent $(GUEST)
+	@rootfs-builder/build-disk-image.sh $(GUEST)/busybox-rootfs $(GUEST)/busybox.ext4
+
+test: deps build guest
 	@cd $(BUILD) && ctest --output-on-failure --timeout 1800 -j1
 
 test-unit: build
@@ -38,8 +61,12 @@ test-unit: build
 test-host: build
 	@cd $(BUILD) && ctest --output-on-failure -L host
 
-test-vm: build
+test-vm: build guest
 	@cd $(BUILD) && ctest --output-on-failure -L vm
+
+# Benchmarks (never part of `make test`): bench/results/{latest.json,REPORT.md}.
+bench: deps build guest
+	@/usr/bin/python3 bench/run.py
 
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -78,6 +78,26 @@ class Cpio:
                     with open(full, "rb") as fh:
                         self.add_file(f"{base}/{f}", fh.read(), bool(st.st_mode & 0o111))
 
+    def extract(self, dest):
+        """Writes the entries as a directory tree (for the disk-image rootfs builder).
+        Device nodes are made only when running as root (mkfs.ext4 -d copies them)."""
+        for path in sorted(self.entries):
+            mode, data, major, minor = self.entries[path]
+            full = os.path.join(dest, path)
+            if stat.S_ISDIR(mode):
+                os.makedirs(full, exist_ok=True)
+                os.chmod(full, stat.S_IMODE(mode))
+            elif stat.S_ISLNK(mode):
+                os.symlink(data.decode(), full)
+            elif stat.S_ISREG(mode):
+                with open(full, "wb") as f:
+                    f.write(data)
+                os.chmod(full, stat.S_IMODE(mode))
+            elif os.geteuid() == 0:
+                os.mknod(full, mode, os.makedev(major, minor))
+        for path in sorted(self.entries):
+            os.utime(os.path.join(dest, path), (0, 0), follow_symlinks=False)
+
     def serialize(self):
         out = io.BytesIO()
         ino = 1
@@ -109,7 +129,8 @@ def busybox_applets(busybox):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agent", required=True, help="the static kata-agent binary")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", required=True, help="the initrd (or, with --dir, an empty directory)")
+    ap.add_argument("--dir", action="store_true", help="write the content as a directory tree instead")
     ap.add_argument("--debug", action="store_true", help="add busybox (debug console shell)")
     ap.add_argument("--busybox", default="/bin/busybox")
     ap.add_argument("--add", action="append", default=[], metavar="SRC:DST", help="add a file")
@@ -140,6 +161,14 @@ def main():
     for spec in args.tree:
         src, dst = spec.split(":", 1)
         c.add_tree(src, dst)
+
+    if args.dir:
+        os.makedirs(args.out, exist_ok=True)
+        if os.listdir(args.out):
+            sys.exit(f"mkinitrd: {args.out} is not empty")
+        c.extract(args.out)
+        print(f"rootfs tree: {args.out}: {len(c.entries)} entries")
+        return 0
 
     raw = c.serialize()
     buf = io.BytesIO()

@@ -125,7 +125,8 @@ class VM:
                  accel=None, root_ports=2, quiet=True, extra_qemu=(), keep_workdir=False,
                  vsockd=None, machine="q35"):
         self.kernel = kernel or os.path.join(GUEST_DIR, "vmlinuz")
-        self.initrd = initrd or os.path.join(GUEST_DIR, "initrd.img")
+        # initrd=False boots without one (root from a disk given on the command line).
+        self.initrd = None if initrd is False else (initrd or os.path.join(GUEST_DIR, "initrd.img"))
         self.cmdline = list(cmdline)
         self.own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="katavm-")
@@ -188,12 +189,14 @@ class VM:
                 "-smp", f"{self.cpus},maxcpus={self.max_cpus}",
                 "-m", f"{mem},slots=4,maxmem=8G",
                 "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
-                "-kernel", self.kernel, "-initrd", self.initrd, "-append", self.kernel_cmdline(),
+                "-kernel", self.kernel, "-append", self.kernel_cmdline(),
                 "-chardev", f"socket,id=con,path={self.console_sock},server=on,wait=off,logfile={self.console_log}",
                 "-serial", "chardev:con",
                 "-qmp", f"unix:{self.qmp_sock},server=on,wait=off",
                 "-device", "pvpanic-pci", "-action", "panic=exit-failure",
                 "-device", "virtio-rng-pci"]
+        if self.initrd:
+            argv += ["-initrd", self.initrd]
         for i in range(self.root_ports):
             argv += ["-device", f"pcie-root-port,id=rp{i},bus=pcie.0,chassis={i + 1},slot={i + 1}"]
         if self.vsock:
@@ -250,7 +253,7 @@ class VM:
 
     def start(self):
         for path in (self.kernel, self.initrd):
-            if not os.path.exists(path):
+            if path and not os.path.exists(path):
                 raise RuntimeError(f"{path} is missing (make guest builds it)")
         self.start_backends()
         self.t_start = time.time()
