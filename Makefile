@@ -29,6 +29,8 @@ build: $(BUILD)/CMakeCache.txt
 
 agent: build
 
+kernel: ; @kernel-config/build-kernel.sh $(BUILD)/guest
+
 GUEST := $(BUILD)/guest
 
 # The guest: kernel (cached under ~/.cache by input hash), the production initrd, the test
@@ -63,6 +65,9 @@ test-host: build
 
 test-vm: build guest
 	@cd $(BUILD) && ctest --output-on-failure -L vm
+
+demo: deps build guest
+	@/usr/bin/python3 tools/demo.py
 
 # Benchmarks (never part of `make test`): bench/results/{latest.json,REPORT.md}.
 bench: deps build guest
