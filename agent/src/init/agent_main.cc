@@ -16,6 +16,7 @@
 #include "rpc/grpc_server.h"
 #include "rpc/listener.h"
 #include "rpc/ttrpc_server.h"
+#include "sandbox/oom_events.h"
 #include "sandbox/sandbox.h"
 #include "service/services.h"
 #include "util/fs.h"
@@ -147,11 +148,14 @@ int AgentMain(int argc, char** argv) {
   env.config = &cfg;
   env.sandbox = &sandbox;
   env.is_pid1 = pid1;
+  static OomEvents oom_events;
+  env.oom_events = &oom_events;
   DeclareApi(dispatcher);
   RegisterHealthService(dispatcher, env);
   RegisterGuestService(dispatcher, env);
   RegisterSandboxService(dispatcher, env);
   RegisterContainerService(dispatcher, env);
+  RegisterEventsService(dispatcher, env);
 
   static GrpcServer grpc_server(dispatcher);
   if (Status st = grpc_server.Start(); !st.ok()) return fail(st);

@@ -60,10 +60,14 @@ class CallContext {
   Status Wait(std::unique_lock<std::mutex>& lk, std::condition_variable& cv, Pred pred) {
     if (pred()) return absl::OkStatus();
     std::mutex* m = lk.mutex();
+    // Register without holding lk: the callback takes lk's mutex, and OnCancel runs it at
+    // once when the call is already cancelled (and Cancel() runs it under the token's lock).
+    lk.unlock();
     uint64_t id = cancel_.OnCancel([m, &cv] {
       std::lock_guard<std::mutex> g(*m);
       cv.notify_all();
     });
+    lk.lock();
     Status st = absl::OkStatus();
     while (!pred()) {
       st = Alive();

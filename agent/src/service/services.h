@@ -11,12 +11,14 @@
 
 namespace kata {
 
+class OomEvents;
 class Sandbox;
 
 struct ServiceEnv {
   const AgentConfig* config = nullptr;
   Sandbox* sandbox = nullptr;
   bool is_pid1 = false;
+  OomEvents* oom_events = nullptr;  // GetOOMEvent's queue
 };
 
 inline constexpr char kAgentVersion[] = KATA_AGENT_VERSION;
@@ -28,5 +30,6 @@ void RegisterHealthService(Dispatcher& d, ServiceEnv& env);    // grpc.Health
 void RegisterGuestService(Dispatcher& d, ServiceEnv& env);     // GetGuestDetails, ...
 void RegisterContainerService(Dispatcher& d, ServiceEnv& env); // containers and processes
 void RegisterSandboxService(Dispatcher& d, ServiceEnv& env);   // CreateSandbox, DestroySandbox
+void RegisterEventsService(Dispatcher& d, ServiceEnv& env);    // GetOOMEvent
 
 }  // namespace kata
