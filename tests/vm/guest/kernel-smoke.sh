@@ -22,7 +22,7 @@ check psi cat /proc/pressure/cpu /proc/pressure/memory /proc/pressure/io
 check bpf-device /usr/bin/bpf-dev-probe /sys/fs/cgroup/smoke
 mkdir -p /dev/mqueue
 check mqueue mount -t mqueue mqueue /dev/mqueue
-check sysvipc sh -c 'ipcmk -M 4096 && ipcs -m | grep -q 4096'
+check sysvipc /usr/bin/sysv-probe
 check tmpfs mount -t tmpfs -o size=1m tmpfs /mnt
 check overlay sh -c 'mkdir -p /mnt/l /mnt/u /mnt/w /mnt/o && mount -t overlay overlay -o lowerdir=/mnt/l,upperdir=/mnt/u,workdir=/mnt/w /mnt/o'
 check namespaces sh -c 'for n in mnt uts ipc pid net user cgroup; do test -e /proc/self/ns/$n || exit 1; done'
