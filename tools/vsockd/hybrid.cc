@@ -142,6 +142,9 @@ void HybridListener::OnClientData(uint64_t id) {
       return;  // the next bytes bring a new edge
     case ConnectLine::kBad:
       log::Info("bad hybrid vsock handshake; closing the client");
+      // Consume what was peeked: closing with unread bytes would reset the client's side
+      // instead of showing it a plain end of stream.
+      (void)!recv(p.fd.get(), buf, static_cast<size_t>(n), MSG_DONTWAIT);
       Drop(id);
       return;
     case ConnectLine::kOk:

@@ -6,6 +6,9 @@
  *   sink          read to end of stream, then reply "<bytes> <sha256 hex>\n"
  *   source [N]    send N pseudo-random bytes followed by "<sha256 hex of them>\n" (65 bytes),
  *                 then close; without N, first read a decimal line "N\n" from the peer
+ *   count         read to end of stream, then reply "<bytes>\n" (no hashing: for throughput)
+ *   blast [N]     send N bytes from a buffer filled once, nothing else (no hashing); without
+ *                 N, first read a decimal line "N\n" from the peer
  *   dial          (listen only) read a line "<port> <mode> [N]\n", connect to the host
  *                 (CID 2) on that port, run the mode there, then reply "ok\n" or
  *                 "error <text>\n" on the first connection
@@ -165,6 +168,20 @@ static int do_sink(int fd) {
   return write_all(fd, reply, (size_t)len);
 }
 
+static int do_count(int fd) {
+  uint64_t total = 0;
+  char reply[32];
+  for (;;) {
+    ssize_t n = read(fd, iobuf, sizeof iobuf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) break;
+    total += (uint64_t)n;
+  }
+  int len = snprintf(reply, sizeof reply, "%" PRIu64 "\n", total);
+  return write_all(fd, reply, (size_t)len);
+}
+
 static uint64_t xorshift(uint64_t *x) {
   *x ^= *x << 13;
   *x ^= *x >> 7;
@@ -198,6 +215,25 @@ static int do_source(int fd, const char *arg) {
   sha256_hex(&s, hex);
   hex[64] = '\n';
   return write_all(fd, hex, 65);
+}
+
+static int do_blast(int fd, const char *arg) {
+  char line[64];
+  if (arg == NULL) {
+    if (read_line(fd, line, sizeof line) < 0) return -1;
+    arg = line;
+  }
+  uint64_t left = strtoull(arg, NULL, 10), x = 0x9E3779B97F4A7C15ull;
+  for (size_t i = 0; i + 8 <= sizeof iobuf; i += 8) {
+    uint64_t v = xorshift(&x);
+    memcpy(iobuf + i, &v, 8);
+  }
+  while (left > 0) {
+    size_t k = left < sizeof iobuf ? (size_t)left : sizeof iobuf;
+    if (write_all(fd, iobuf, k) < 0) return -1;
+    left -= k;
+  }
+  return 0;
 }
 
 static int vsock_connect(unsigned cid, unsigned port) {
@@ -241,6 +277,8 @@ static int run_mode(int fd, const char *mode, const char *arg) {
   if (strcmp(mode, "echo") == 0) return do_echo(fd);
   if (strcmp(mode, "sink") == 0) return do_sink(fd);
   if (strcmp(mode, "source") == 0) return do_source(fd, arg);
+  if (strcmp(mode, "count") == 0) return do_count(fd);
+  if (strcmp(mode, "blast") == 0) return do_blast(fd, arg);
   if (strcmp(mode, "dial") == 0) return do_dial(fd);
   errno = EINVAL;
   return -1;
@@ -250,12 +288,13 @@ static int usage(void) {
   fprintf(stderr,
           "usage: vsock-echo listen PORT MODE [N]\n"
           "       vsock-echo connect CID PORT MODE [N]\n"
-          "modes: echo | sink | source [N] | dial\n");
+          "modes: echo | sink | source [N] | count | blast [N] | dial\n");
   return 2;
 }
 
 static int valid_mode(const char *m) {
-  return !strcmp(m, "echo") || !strcmp(m, "sink") || !strcmp(m, "source") || !strcmp(m, "dial");
+  return !strcmp(m, "echo") || !strcmp(m, "sink") || !strcmp(m, "source") || !strcmp(m, "count") ||
+         !strcmp(m, "blast") || !strcmp(m, "dial");
 }
 
 int main(int argc, char **argv) {
