@@ -35,11 +35,13 @@ double MonotonicMs() {
 void Usage(FILE* out) {
   fprintf(out,
           "usage: kata-agent [--server-addr ADDR] [--log-level LEVEL] [--sniff-timeout SECONDS]\n"
+          "                  [--bundle-dir DIR] [--container-pipe-size BYTES]\n"
           "\n"
           "  ADDR: vsock://CID:PORT | unix:///path | unix://@abstract\n"
           "        (also agent.server_addr= on the kernel command line or KATA_AGENT_SERVER_ADDR;\n"
           "         the default vsock://-1:1024 applies only when the agent runs as PID 1)\n"
-          "  LEVEL: debug | info | warn | error | critical\n");
+          "  LEVEL: debug | info | warn | error | critical\n"
+          "  DIR: base of container bundles (default /run/kata-containers)\n");
 }
 
 void RaiseFdLimit() {
@@ -81,6 +83,8 @@ int AgentMain(int argc, char** argv) {
       {"server-addr", required_argument, nullptr, 'a'},
       {"log-level", required_argument, nullptr, 'l'},
       {"sniff-timeout", required_argument, nullptr, 's'},
+      {"bundle-dir", required_argument, nullptr, 'b'},
+      {"container-pipe-size", required_argument, nullptr, 'p'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
@@ -96,6 +100,8 @@ int AgentMain(int argc, char** argv) {
         }
         break;
       case 's': cfg.sniff_timeout_s = static_cast<uint32_t>(atoi(optarg)); break;
+      case 'b': cfg.bundle_dir = optarg; break;
+      case 'p': cfg.container_pipe_size = static_cast<uint32_t>(atoi(optarg)); break;
       case 'V': printf("kata-agent %s\n", kAgentVersion); return 0;
       case 'h': Usage(stdout); return 0;
       default: Usage(stderr); return 2;
@@ -173,6 +179,7 @@ int AgentMain(int argc, char** argv) {
 
   // The agent serves until DestroySandbox powers the VM off (PID 1) or it is signalled.
   WaitForTermination(pid1);
+  sandbox.KillAllContainers();  // a plain process leaves no container behind
   return 0;
 }
 

@@ -25,6 +25,8 @@ struct AgentConfig {
   uint32_t container_pipe_size = 0;  // 0: the kernel's default pipe size
   uint32_t sniff_timeout_s = 60;     // how long a new connection may stay silent
   std::string policy_path;           // agent.policy=
+  // Container bundles: <bundle_dir>/<id>, where a relative root.path is found.
+  std::string bundle_dir = "/run/kata-containers";
 };
 
 inline constexpr std::string_view kDefaultServerAddr = "vsock://-1:1024";

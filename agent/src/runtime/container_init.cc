@@ -1,12 +1,216 @@
+// "kata-agent init": the container set-up process.
+//
+// Started by the agent (runtime/launcher) from its sealed self image, single-threaded,
+// with stdio = the container's pipes and fd 3 = the socketpair to the agent. Runs as two
+// processes:
+//   setup (P1): read the config; join namespaces; create the user namespace (the agent
+//               writes the id maps) and then the others; fork the container's init into
+//               them; send its pid and a pidfd; exit.
+//   init (P2):  the checklist below, one step per line; Ready; wait for Start; exec.
+// A failed step sends {step, errno, message} to the agent and exits 1. Nothing here may
+// leak into the container: fds 4 and up are closed first, fd 3 is close-on-exec, the
+// process is not dumpable (no ptrace, no /proc/PID/fd of it from the container) until
+// the exec, and the signal mask is empty since the spawn.
 #include "runtime/container_init.h"
 
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
+
+#include "runtime/devices.h"
+#include "runtime/errors.h"
+#include "runtime/exec.h"
+#include "runtime/init_protocol.h"
+#include "runtime/namespaces.h"
+#include "runtime/path.h"
+#include "runtime/rootfs.h"
+#include "runtime/spec.h"
+#include "runtime/sysctl.h"
+#include "runtime/user.h"
+#include "util/log.h"
 
 namespace kata {
+namespace {
+
+using kata::init::InitMessage;
+
+constexpr int kSyncFd = 3;
+log::Level g_level = log::Level::kInfo;
+
+void Send(const InitMessage& m, int fd = -1) {
+  Status st = SendInitMessage(kSyncFd, m, fd);
+  if (!st.ok()) _exit(1);  // the agent is gone: nobody to set up for
+}
+
+void Log(log::Level level, std::string_view text) {
+  if (level < g_level) return;
+  InitMessage m;
+  m.mutable_log()->set_level(static_cast<uint32_t>(level));
+  m.mutable_log()->set_text(std::string(text));
+  Send(m);
+}
+
+[[noreturn]] void Fail(const char* step, const Status& st) {
+  InitMessage m;
+  kata::init::Failure* f = m.mutable_failure();
+  f->set_step(step);
+  f->set_code(static_cast<int>(st.code()));
+  f->set_errno_value(ErrnoOf(st));
+  f->set_message(std::string(st.message()));
+  (void)SendInitMessage(kSyncFd, m);
+  _exit(1);
+}
+
+// One step of the checklist: run it, or report it by name and stop.
+void Step(const char* name, const Status& st) {
+  if (!st.ok()) Fail(name, st);
+  Log(log::Level::kDebug, name);
+}
+
+template <typename T>
+T Step(const char* name, StatusOr<T> v) {
+  if (!v.ok()) Fail(name, v.status());
+  Log(log::Level::kDebug, name);
+  return std::move(*v);
+}
+
+Status Errno(int r, const char* what) { return r < 0 ? SysError(errno, what) : absl::OkStatus(); }
+
+// Every signal to its default action. posix_spawn resets the ones it may, but glibc
+// leaves its two internal signals (32, 33) ignored in the child, and an ignored signal
+// stays ignored across exec: the container's process would inherit that. glibc's
+// sigaction() refuses those two, hence the raw system call.
+void ResetSignalDispositions() {
+  struct {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    uint64_t mask;
+  } dfl = {SIG_DFL, 0, nullptr, 0};
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// Creates the user namespace, has the agent write its id maps, and becomes its root.
+Status CreateUserNamespace(const ContainerSpec& spec) {
+  RETURN_IF_ERROR(Unshare(CLONE_NEWUSER));
+  InitMessage req;
+  req.mutable_idmap_request();
+  RETURN_IF_ERROR(SendInitMessage(kSyncFd, req));
+  ASSIGN_OR_RETURN(InitMessage reply, RecvInitMessage(kSyncFd));
+  if (!reply.has_idmap_done()) return absl::InternalError("the agent did not write the id maps");
+  if (IdMapped(spec.gid_mappings, 0) && setresgid(0, 0, 0) < 0)
+    return SysError(errno, "setresgid 0");
+  if (IdMapped(spec.uid_mappings, 0) && setresuid(0, 0, 0) < 0)
+    return SysError(errno, "setresuid 0");
+  return absl::OkStatus();
+}
+
+// P2: everything inside the container's namespaces, up to the exec.
+[[noreturn]] void RunContainerInit(const ContainerSpec& spec, const std::vector<PlannedMount>& plan,
+                                   int p1_done) {
+  // Speak only once P1 has sent our pid and let go of the socket.
+  char c;
+  while (read(p1_done, &c, 1) < 0 && errno == EINTR) {
+  }
+  close(p1_done);
+  const bool userns = spec.NewNamespace(NsType::kUser);
+
+  Step("setsid", Errno(setsid(), "setsid"));
+  UniqueFd root = Step("rootfs", PrepareRootfs(spec));
+  Step("mounts", MountAll(root.get(), plan));
+  Step("devices", CreateDevices(root.get(), DevicesToCreate(spec), userns));
+  Step("devices", CreateDevLinks(root.get()));
+  Step("cwd", MkdirAllInRoot(root.get(), spec.process.cwd).status());
+  if (!spec.hostname.empty()) Step("hostname", SetHostname(spec.hostname));
+  Step("sysctls", WriteSysctls(spec.sysctls));
+  Step("pivot_root", PivotRoot(root.get()));
+  root.reset();
+  Step("readonly paths", ApplyReadonlyPaths(spec.readonly_paths));
+  Step("masked paths", ApplyMaskedPaths(spec.masked_paths));
+  if (spec.root_readonly) Step("readonly rootfs", MakeRootReadonly());
+  Step("cwd", Errno(chdir(spec.process.cwd.c_str()), "chdir to the process cwd"));
+  Step("user", SetIds(spec.process));
+  std::string exe = Step("exec", FindExecutable(spec.process));
+
+  InitMessage ready;
+  ready.mutable_ready();
+  Send(ready);
+  // Like runc's exec fifo: the container exists, its process starts on StartContainer.
+  StatusOr<InitMessage> go = RecvInitMessage(kSyncFd);
+  if (!go.ok() || !go->has_start()) _exit(1);  // removed before it was started
+  umask(022);
+  Fail("exec", Exec(exe, spec.process));
+}
+
+// P1: namespaces, then the fork of the container's init.
+[[noreturn]] void RunSetup(const ContainerSpec& spec, const std::vector<PlannedMount>& plan) {
+  std::vector<NsToJoin> join = Step("namespaces", OpenNamespacesToJoin(spec));
+  Step("namespaces", JoinNamespaces(join));
+  if (spec.NewNamespace(NsType::kUser)) Step("user namespace", CreateUserNamespace(spec));
+  Step("namespaces", Unshare(NewNamespaceFlags(spec, /*with_user=*/false)));
+
+  int done[2];
+  Step("fork", Errno(pipe2(done, O_CLOEXEC), "pipe2"));
+  pid_t child = fork();  // into the new pid namespace, as its pid 1
+  if (child < 0) Fail("fork", SysError(errno, "fork the container's init"));
+  if (child == 0) {
+    close(done[1]);
+    RunContainerInit(spec, plan, done[0]);
+  }
+  close(done[0]);
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  if (pidfd < 0) {
+    kill(child, SIGKILL);
+    Fail("fork", SysError(errno, "pidfd_open of the container's init"));
+  }
+  InitMessage m;
+  m.mutable_pid()->set_pid(child);
+  Send(m, pidfd);
+  close(done[1]);
+  _exit(0);
+}
+
+}  // namespace
 
 int ContainerInitMain(int /*argc*/, char** /*argv*/) {
-  fprintf(stderr, "kata-agent init: container set-up mode is not available in this build\n");
-  return 127;
+  // Not dumpable until exec: nothing in the container can ptrace this process or open
+  // its /proc/PID/fd (the agent's socket, the rootfs fds).
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  ResetSignalDispositions();
+  if (fcntl(kSyncFd, F_SETFD, FD_CLOEXEC) < 0) {
+    fprintf(stderr,
+            "kata-agent init: the agent starts this mode itself (no set-up socket on fd 3)\n");
+    return 127;
+  }
+  // No PR_SET_PDEATHSIG: it follows the spawning thread, and the agent's worker threads
+  // come and go. If the agent dies, the socket reaches end of stream and set-up stops.
+  // Only stdio and the socket may survive; the spawn already closed the agent's
+  // close-on-exec fds, this also closes anything that was not.
+  syscall(SYS_close_range, kSyncFd + 1, ~0U, 0);
+  umask(0);
+  log::SetFd(-1);
+
+  StatusOr<InitMessage> m = RecvInitMessage(kSyncFd);
+  if (!m.ok() || !m->has_config()) return 1;
+  const kata::init::InitConfig& cfg = m->config();
+  g_level = static_cast<log::Level>(cfg.log_level());
+  ContainerSpec spec = Step("spec", ParseSpec(cfg.spec()));
+  std::vector<PlannedMount> plan = Step("spec", PlanMounts(spec));
+  RunSetup(spec, plan);
 }
 
 }  // namespace kata

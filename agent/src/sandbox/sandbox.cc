@@ -1,7 +1,168 @@
 #include "sandbox/sandbox.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime/cgroups.h"
+#include "runtime/errors.h"
+#include "runtime/self_image.h"
+#include "runtime/spec.h"
+#include "util/log.h"
+
 namespace kata {
 
-Status Sandbox::Init() { return absl::OkStatus(); }
+Status Sandbox::Init() {
+  RETURN_IF_ERROR(SelfImage::Create());
+  log::Debug("sandbox ready")
+      .Kv("bundle_dir", cfg_.bundle_dir)
+      .Kv("cgroup2_only", PureCgroup2())
+      .Kv("container_pipe_size", cfg_.container_pipe_size);
+  return absl::OkStatus();
+}
+
+Status Sandbox::CreateSandbox(const std::string& hostname, const std::string& sandbox_id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (created_) {
+    return absl::AlreadyExistsError(StrCat("the sandbox ",
+                                           sandbox_id_.empty() ? "" : sandbox_id_ + " ",
+                                           "already exists (DestroySandbox first)"));
+  }
+  created_ = true;
+  hostname_ = hostname;
+  sandbox_id_ = sandbox_id;
+  log::Info("sandbox created").Kv("sandbox_id", sandbox_id).Kv("hostname", hostname);
+  return absl::OkStatus();
+}
+
+Status Sandbox::DestroySandbox(CallContext& ctx, std::chrono::seconds grace) {
+  std::vector<std::shared_ptr<Container>> all;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& [id, c] : containers_) all.push_back(c);
+  }
+  Status first = absl::OkStatus();
+  for (auto& c : all) {
+    if (c->state() == Container::State::kCreating) continue;  // its own failure path cleans up
+    Status st = c->Remove(ctx, grace);
+    if (!st.ok()) {
+      log::Warn("DestroySandbox: container not removed")
+          .Kv("container", c->id())
+          .Kv("error", st.ToString());
+      if (first.ok()) first = st;
+      continue;
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = containers_.find(c->id());
+    if (it != containers_.end() && it->second == c) containers_.erase(it);
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  created_ = false;
+  hostname_.clear();
+  sandbox_id_.clear();
+  pidns_.reset();
+  pidns_owner_.clear();
+  log::Info("sandbox destroyed").Kv("containers_left", static_cast<uint64_t>(containers_.size()));
+  return first;
+}
+
+StatusOr<std::shared_ptr<Container>> Sandbox::Get(const std::string& id) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = containers_.find(id);
+  if (it == containers_.end()) return absl::NotFoundError(StrCat("container ", id, " not found"));
+  return it->second;
+}
+
+void Sandbox::KillAllContainers() {
+  std::vector<std::shared_ptr<Container>> all;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& [id, c] : containers_) all.push_back(c);
+  }
+  for (auto& c : all) {
+    if (c->state() != Container::State::kCreating) (void)c->Signal("", SIGKILL);
+  }
+}
+
+size_t Sandbox::container_count() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return containers_.size();
+}
+
+Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const grpc::Spec& spec,
+                                bool sandbox_pidns) {
+  std::shared_ptr<Container> c;
+  SpecRewrite rw;
+  rw.bundle_dir = cfg_.bundle_dir + "/" + id;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (containers_.count(id))
+      return absl::AlreadyExistsError(StrCat("container ", id, " already exists"));
+    if (sandbox_pidns) {
+      if (pidns_) {
+        rw.pid_ns_path = StrCat("/proc/", getpid(), "/fd/", pidns_.get());
+      } else if (!containers_.empty()) {
+        return absl::FailedPreconditionError(
+            "sandbox_pidns: the sandbox has no shared pid namespace");
+      }
+    }
+    rw.default_hostname = hostname_;
+    c = std::make_shared<Container>(id);
+    containers_[id] = c;
+  }
+  auto drop = [&] {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = containers_.find(id);
+    if (it != containers_.end() && it->second == c) containers_.erase(it);
+  };
+
+  Container::CreateParams p;
+  p.spec = spec;
+  RewriteSpecForInit(rw, &p.spec);
+  StatusOr<ContainerSpec> parsed = ParseSpec(p.spec);
+  if (!parsed.ok()) {
+    drop();
+    return parsed.status();
+  }
+  p.parsed = std::move(*parsed);
+  p.bundle_dir = rw.bundle_dir;
+  p.pipe_size = cfg_.container_pipe_size;
+  p.log_level = static_cast<int>(log::GetLevel());
+  const bool new_pidns = rw.pid_ns_path.empty();
+  if (Status st = c->Create(ctx, std::move(p)); !st.ok()) {
+    drop();
+    return st;
+  }
+
+  std::lock_guard<std::mutex> lk(mu_);
+  // The first container's pid namespace is the sandbox's (upstream's rule: there is no
+  // separate pause process); later containers asking for sandbox_pidns join it.
+  if (!pidns_ && new_pidns && containers_.size() == 1) {
+    UniqueFd ns(open(StrCat("/proc/", c->init_pid(), "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+    // Still alive after the open: the pid was not recycled, the namespace is its.
+    std::shared_ptr<Process> init = c->FindProcess("").value_or(nullptr);
+    if (ns && init && syscall(SYS_pidfd_send_signal, init->pidfd(), 0, nullptr, 0) == 0) {
+      pidns_ = std::move(ns);
+      pidns_owner_ = id;
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status Sandbox::RemoveContainer(CallContext& ctx, const std::string& id,
+                                std::chrono::seconds timeout) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Container> c, Get(id));
+  RETURN_IF_ERROR(c->Remove(ctx, timeout));
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = containers_.find(id);
+  if (it != containers_.end() && it->second == c) containers_.erase(it);
+  // Its pid namespace died with it: the next container to ask starts a new one.
+  if (pidns_owner_ == id) {
+    pidns_.reset();
+    pidns_owner_.clear();
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace kata

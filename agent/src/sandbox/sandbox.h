@@ -1,19 +1,74 @@
-// The agent's state: the sandbox and its containers and processes.
+// The agent's state: the sandbox (the pod the VM runs) and its containers.
+//
+// Lock discipline (the whole agent state follows it):
+//  1. Sandbox::mu_ guards the container map and the sandbox's own fields. It is held only
+//     to look up, insert or erase, never across a blocking call and never while taking
+//     any other lock: callers take a shared_ptr<Container> and let go of mu_.
+//  2. Container::mu_ guards one container's state and the exit fields of its processes;
+//     its cv_ is notified on every exit and state change. Never held across a blocking
+//     system call, a wait for the set-up process, or a call into the reaper.
+//  3. Stream::mu_ (a process's stdio) is a leaf: it guards the stream's pending bytes
+//     and fd holder and nothing is taken under it.
+//  4. The reaper's lock is innermost and never held while its callbacks run. A callback
+//     (a process exit) takes Container::mu_. So nobody calls Reaper::Spawn or
+//     Reaper::Watch with Container::mu_ held (Watch may run the callback at once).
+// Long operations on one container (set-up, start, removal) hold no lock while they
+// wait; its state field (creating, created, running, stopped, removing) keeps
+// conflicting calls out.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agent.pb.h"
 #include "init/config.h"
+#include "rpc/call_context.h"
+#include "sandbox/container.h"
 #include "util/status.h"
+#include "util/unique_fd.h"
 
 namespace kata {
 
 class Sandbox {
  public:
   explicit Sandbox(const AgentConfig& cfg) : cfg_(cfg) {}
+  // At agent start: the sealed self image every container set-up runs from.
   Status Init();
   const AgentConfig& config() const { return cfg_; }
 
+  // CreateSandbox: hostname (containers with their own uts namespace and no hostname of
+  // their own get it) and sandbox_id. A second call before DestroySandbox is
+  // ALREADY_EXISTS.
+  Status CreateSandbox(const std::string& hostname, const std::string& sandbox_id);
+  // Kills and removes every container (each waited for, up to grace), then forgets the
+  // sandbox. The caller syncs and, as PID 1, powers off.
+  Status DestroySandbox(CallContext& ctx, std::chrono::seconds grace);
+
+  // CreateContainer with a spec that ParseSpec accepted. sandbox_pidns: join the pid
+  // namespace of the sandbox's first container (a new one if this is the first).
+  Status CreateContainer(CallContext& ctx, const std::string& id, const grpc::Spec& spec,
+                         bool sandbox_pidns);
+  Status RemoveContainer(CallContext& ctx, const std::string& id, std::chrono::seconds timeout);
+  // NOT_FOUND for an unknown id.
+  StatusOr<std::shared_ptr<Container>> Get(const std::string& id) const;
+  // SIGKILL to every container's processes, waiting for nothing: for an agent that is
+  // stopping (not PID 1), so its containers do not outlive it.
+  void KillAllContainers();
+
+  size_t container_count() const;
+
  private:
   const AgentConfig& cfg_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Container>> containers_;  // mu_
+  bool created_ = false;                                          // mu_
+  std::string hostname_, sandbox_id_;                             // mu_
+  // The pid namespace of the sandbox's first container, kept open so later containers
+  // can join it (as /proc/<agent>/fd/N) even after its path would have gone.
+  UniqueFd pidns_;           // mu_
+  std::string pidns_owner_;  // mu_: the container whose pid namespace it is
 };
 
 }  // namespace kata

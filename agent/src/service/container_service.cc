@@ -1,7 +1,129 @@
+// Containers and their processes: CreateContainer, StartContainer, RemoveContainer,
+// WaitProcess, SignalProcess, WriteStdin, ReadStdout, ReadStderr, CloseStdin.
+#include <google/protobuf/empty.pb.h>
+
+#include <algorithm>
+
+#include "agent.pb.h"
+#include "runtime/spec.h"
+#include "sandbox/sandbox.h"
 #include "service/services.h"
 
 namespace kata {
+namespace {
 
-void RegisterContainerService(Dispatcher& /*d*/, ServiceEnv& /*env*/) {}
+using Empty = google::protobuf::Empty;
+
+constexpr size_t kDefaultReadLen = 64 * 1024;
+constexpr size_t kMaxReadLen = 1 << 20;  // well under the 4 MiB message limit
+
+StatusOr<std::shared_ptr<Process>> FindProcess(Sandbox* sb, const std::string& cid,
+                                               const std::string& eid) {
+  RETURN_IF_ERROR(ValidateId("container_id", cid));
+  if (!eid.empty()) RETURN_IF_ERROR(ValidateId("exec_id", eid));
+  ASSIGN_OR_RETURN(std::shared_ptr<Container> c, sb->Get(cid));
+  return c->FindProcess(eid);
+}
+
+}  // namespace
+
+void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
+  Sandbox* sb = env.sandbox;
+
+  d.Add<grpc::CreateContainerRequest, Empty>(
+      "grpc.AgentService/CreateContainer",
+      [sb](CallContext& ctx, const grpc::CreateContainerRequest& req, Empty*) -> Status {
+        const std::string& id = req.container_id();
+        RETURN_IF_ERROR(ValidateId("container_id", id));
+        if (!req.has_oci())
+          return absl::InvalidArgumentError(StrCat("create container ", id, ": OCI: no spec"));
+        // Validation first, so a malformed spec is INVALID_ARGUMENT naming the field.
+        if (StatusOr<ContainerSpec> s = ParseSpec(req.oci()); !s.ok()) {
+          return Annotate(s.status(), StrCat("create container ", id));
+        }
+        return Annotate(sb->CreateContainer(ctx, id, req.oci(), req.sandbox_pidns()),
+                        StrCat("create container ", id));
+      });
+
+  d.Add<grpc::StartContainerRequest, Empty>(
+      "grpc.AgentService/StartContainer",
+      [sb](CallContext& ctx, const grpc::StartContainerRequest& req, Empty*) -> Status {
+        RETURN_IF_ERROR(ValidateId("container_id", req.container_id()));
+        ASSIGN_OR_RETURN(std::shared_ptr<Container> c, sb->Get(req.container_id()));
+        return Annotate(c->Start(ctx), StrCat("start container ", req.container_id()));
+      });
+
+  d.Add<grpc::RemoveContainerRequest, Empty>(
+      "grpc.AgentService/RemoveContainer",
+      [sb](CallContext& ctx, const grpc::RemoveContainerRequest& req, Empty*) -> Status {
+        RETURN_IF_ERROR(ValidateId("container_id", req.container_id()));
+        return sb->RemoveContainer(ctx, req.container_id(), std::chrono::seconds(req.timeout()));
+      });
+
+  d.Add<grpc::WaitProcessRequest, grpc::WaitProcessResponse>(
+      "grpc.AgentService/WaitProcess",
+      [sb](CallContext& ctx, const grpc::WaitProcessRequest& req,
+           grpc::WaitProcessResponse* resp) -> Status {
+        RETURN_IF_ERROR(ValidateId("container_id", req.container_id()));
+        ASSIGN_OR_RETURN(std::shared_ptr<Container> c, sb->Get(req.container_id()));
+        ASSIGN_OR_RETURN(int code, c->Wait(ctx, req.exec_id()));
+        resp->set_status(code);
+        return absl::OkStatus();
+      });
+
+  d.Add<grpc::SignalProcessRequest, Empty>(
+      "grpc.AgentService/SignalProcess",
+      [sb](CallContext&, const grpc::SignalProcessRequest& req, Empty*) -> Status {
+        RETURN_IF_ERROR(ValidateId("container_id", req.container_id()));
+        ASSIGN_OR_RETURN(std::shared_ptr<Container> c, sb->Get(req.container_id()));
+        return c->Signal(req.exec_id(), static_cast<int>(req.signal()));
+      });
+
+  d.Add<grpc::WriteStreamRequest, grpc::WriteStreamResponse>(
+      "grpc.AgentService/WriteStdin",
+      [sb](CallContext& ctx, const grpc::WriteStreamRequest& req,
+           grpc::WriteStreamResponse* resp) -> Status {
+        ASSIGN_OR_RETURN(std::shared_ptr<Process> p,
+                         FindProcess(sb, req.container_id(), req.exec_id()));
+        if (!p->stdin_stream()) return absl::FailedPreconditionError("the process has no stdin");
+        if (req.data().empty()) {  // upstream: empty data closes stdin
+          p->stdin_stream()->Close();
+          resp->set_len(0);
+          return absl::OkStatus();
+        }
+        ASSIGN_OR_RETURN(size_t n, p->stdin_stream()->Write(ctx, req.data()));
+        resp->set_len(static_cast<uint32_t>(n));
+        return absl::OkStatus();
+      });
+
+  auto read = [sb](bool out) {
+    return [sb, out](CallContext& ctx, const grpc::ReadStreamRequest& req,
+                     grpc::ReadStreamResponse* resp) -> Status {
+      ASSIGN_OR_RETURN(std::shared_ptr<Process> p,
+                       FindProcess(sb, req.container_id(), req.exec_id()));
+      Stream* s = out ? p->stdout_stream() : p->stderr_stream();
+      if (!s)
+        return absl::FailedPreconditionError(
+            StrCat("the process has no ", out ? "stdout" : "stderr"));
+      size_t len = req.len() ? std::min<size_t>(req.len(), kMaxReadLen) : kDefaultReadLen;
+      ASSIGN_OR_RETURN(std::string data, s->Read(ctx, len, p->exited_flag()));
+      resp->set_data(std::move(data));
+      return absl::OkStatus();
+    };
+  };
+  d.Add<grpc::ReadStreamRequest, grpc::ReadStreamResponse>("grpc.AgentService/ReadStdout",
+                                                           read(true));
+  d.Add<grpc::ReadStreamRequest, grpc::ReadStreamResponse>("grpc.AgentService/ReadStderr",
+                                                           read(false));
+
+  d.Add<grpc::CloseStdinRequest, Empty>(
+      "grpc.AgentService/CloseStdin",
+      [sb](CallContext&, const grpc::CloseStdinRequest& req, Empty*) -> Status {
+        ASSIGN_OR_RETURN(std::shared_ptr<Process> p,
+                         FindProcess(sb, req.container_id(), req.exec_id()));
+        if (p->stdin_stream()) p->stdin_stream()->Close();
+        return absl::OkStatus();
+      });
+}
 
 }  // namespace kata

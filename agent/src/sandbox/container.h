@@ -1,0 +1,84 @@
+// One container: its state machine, its init process (and, later, its execs).
+//
+//   creating --Create ok--> created --Start--> running --init exits--> stopped
+//       |                      |                                          |
+//       +--Create fails: gone  +--init exits (killed before start)--------+
+//   any state but creating --Remove--> removing --all exited--> gone (the sandbox drops it)
+//
+// Locking: see sandbox.h. All members marked "mu_" are guarded by mu_; cv_ is notified on
+// every process exit and state change.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "oci.pb.h"
+#include "rpc/call_context.h"
+#include "runtime/launcher.h"
+#include "runtime/spec.h"
+#include "sandbox/process.h"
+#include "util/status.h"
+
+namespace kata {
+
+class Container : public std::enable_shared_from_this<Container> {
+ public:
+  enum class State { kCreating, kCreated, kRunning, kStopped, kRemoving };
+
+  struct CreateParams {
+    grpc::Spec spec;         // rewritten for the set-up process (RewriteSpecForInit)
+    ContainerSpec parsed;    // the same, parsed
+    std::string bundle_dir;  // <bundle base>/<id>
+    uint32_t pipe_size = 0;
+    int log_level = 0;
+  };
+
+  explicit Container(std::string id) : id_(std::move(id)) {}
+
+  const std::string& id() const { return id_; }
+
+  // Sets the container up (everything but the exec of its process). On failure nothing
+  // is left running and the caller drops the container.
+  Status Create(CallContext& ctx, CreateParams p);
+  // Execs the container's process.
+  Status Start(CallContext& ctx);
+  // The process's exit code (128 + signal when killed), waiting for the exit.
+  StatusOr<int> Wait(CallContext& ctx, const std::string& exec_id);
+  // A signal to a process; SIGKILL with an empty exec_id reaches every process of the
+  // container. SIGTERM to an init that neither handles, ignores nor blocks it becomes
+  // SIGKILL (the kernel drops it otherwise: an init is only signalled by what it handles).
+  Status Signal(const std::string& exec_id, int sig);
+  // Kills every process, waits up to timeout (zero: for ever, within the call's
+  // deadline) for them to exit, then releases the container's resources. A timeout leaves
+  // the container in "removing"; Remove may be called again.
+  Status Remove(CallContext& ctx, std::chrono::seconds timeout);
+
+  // The process for exec_id (empty: the init). NOT_FOUND if there is none.
+  StatusOr<std::shared_ptr<Process>> FindProcess(const std::string& exec_id) const;
+
+  State state() const;
+  pid_t init_pid() const;
+  static const char* StateName(State s);
+
+ private:
+  void OnInitExit(int wait_status);
+  Status KillAll(int sig);
+  bool AllExited() const;  // mu_ held
+
+  const std::string id_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  State state_ = State::kCreating;                         // mu_
+  std::shared_ptr<Process> init_;                          // set during Create, then constant
+  std::map<std::string, std::shared_ptr<Process>> execs_;  // mu_ (ExecProcess, not yet)
+  InitHandle handle_;                                      // mu_; its socket until Start
+  bool starting_ = false;                                  // mu_
+  std::string bundle_dir_;
+  bool made_bundle_dir_ = false;
+};
+
+}  // namespace kata
