@@ -219,6 +219,11 @@ Status VhostUserSession::Dispatch(VhostUserMsg& m, int sock, bool* replied) {
       if (f & ~OfferedFeatures()) {
         return absl::InvalidArgumentError(StrCat("features ", f, " not offered"));
       }
+      if (f != acked_features_) {
+        log::Info("virtio features negotiated").Kv("event_idx", (f & kVirtioRingFEventIdx) != 0)
+            .Kv("indirect_desc", (f & kVirtioRingFIndirectDesc) != 0)
+            .Kv("version_1", (f & kVirtioFVersion1) != 0);
+      }
       acked_features_ = f;
       for (Virtqueue& q : queues_) {
         q.SetFeatures(f);
