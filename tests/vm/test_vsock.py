@@ -247,7 +247,7 @@ class VsockMemSlots(unittest.TestCase):
 
 
 class VsockRestarts(unittest.TestCase):
-    def test_guest_reset_and_qemu_restart_with_the_same_backend(self):
+    def test_pause_guest_reset_and_qemu_restart_with_the_same_backend(self):
         hvsock.require_echo_guest()
         # reboot=reset: a QMP system_reset reboots the guest instead of ending QEMU.
         with hvsock.EchoVM(extra_qemu=["-action", "reboot=reset"]) as vm:
@@ -258,6 +258,14 @@ class VsockRestarts(unittest.TestCase):
                 s.settimeout(120)
                 s.sendall(b"ping")
                 self.assertEqual(hvsock.recv_exact(s, 4), b"ping")
+                # A pause stops the rings (GET_VRING_BASE) and resumes them from the same
+                # index: the connection survives it.
+                vm.vm.qmp.cmd("stop")
+                s.sendall(b"paused")
+                time.sleep(0.5)
+                vm.vm.qmp.cmd("cont")
+                self.assertEqual(hvsock.recv_exact(s, 6), b"paused")
+                self.assertNotIn("the guest reset the device", vm.vm.read_log("vsockd"))
                 mark = len(vm.vm.console_text())
                 vm.vm.qmp.cmd("system_reset")
                 vm.wait_ready(start=mark)
