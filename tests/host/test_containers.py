@@ -217,6 +217,26 @@ class Isolation(ContainerTestBase):
         self.assertEqual(words[1:4], ["0", "100000", "65536"])
         self.assertEqual(words[-1], "1")
 
+    def test_filesystems_and_rootfs_propagation(self):
+        mounts = [
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+        ]
+        for prop in ("rprivate", "private", "rslave", "rshared"):
+            code, out, err = self.run_sh(
+                f"prop-{prop}", "grep -E ' / | /sys | /dev/mqueue ' /proc/self/mountinfo; ls /sys/class/net",
+                mounts=mounts, namespaces=("mount", "uts", "ipc", "network"),
+                extra_linux={"RootfsPropagation": prop})
+            self.assertEqual(code, 0, f"{prop}: {err}")
+            lines = {l.split()[4]: l for l in out.splitlines() if len(l.split()) > 4}
+            self.assertIn(" - sysfs ", lines["/sys"])
+            self.assertRegex(lines["/sys"], r" /sys ro,")
+            self.assertIn(" - mqueue ", lines["/dev/mqueue"])
+            self.assertEqual("shared:" in lines["/"], prop == "rshared", lines["/"])
+            self.assertEqual(out.split()[-1], "lo")  # the container's own network namespace
+
     def test_cwd_is_created_and_used(self):
         code, out, _ = self.run_sh("cwd", "pwd", cwd="/work/dir")
         self.assertEqual((code, out.strip()), (0, "/work/dir"))
@@ -524,6 +544,25 @@ class Sandbox(ContainerTestBase):
         self.c.call("DestroySandbox", pb.DestroySandboxRequest())
 
 
+class Concurrency(ContainerTestBase):
+    def test_containers_created_and_run_in_parallel(self):
+        results = {}
+
+        def one(i):
+            try:
+                results[i] = self.c.run(f"par{i}", make_spec(self.rootfs, ["/bin/sh", "-c", f"echo {i}"]))
+            except Exception as e:  # noqa: BLE001
+                results[i] = e
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for i in range(16):
+            self.assertEqual(results[i], (0, f"{i}\n".encode(), b""))
+        self.assertEqual(zombies_of(self.agent.pid()), [])
+
+
 class Cycles(ContainerTestBase):
     def test_200_cycles_leave_nothing_behind(self):
         spec = make_spec(self.rootfs, ["/bin/sh", "-c", "echo $$"],
@@ -534,18 +573,26 @@ class Cycles(ContainerTestBase):
         time.sleep(0.5)
         pid = self.agent.pid()
         fds0, mounts0 = count_fds(pid), mount_count()
-        t0 = time.time()
         n = 200
+        phases = {"create": 0.0, "start": 0.0, "read+wait": 0.0, "remove": 0.0}
+
+        def timed(name, fn, *args):
+            t = time.perf_counter()
+            r = fn(*args)
+            phases[name] += time.perf_counter() - t
+            return r
+        t0 = time.perf_counter()
         for i in range(n):
             cid = f"cyc{i}"
-            self.c.create(cid, spec)
-            self.c.start(cid)
-            out = self.c.read_all(cid)
+            timed("create", self.c.create, cid, spec)
+            timed("start", self.c.start, cid)
+            out = timed("read+wait", self.c.read_all, cid)
             self.assertEqual(self.c.wait(cid), 0)
             self.assertEqual(out, b"1\n")
-            self.c.remove(cid)
-        dt = time.time() - t0
-        sys.stderr.write(f"\n{n} create+start+read+wait+remove cycles: {dt:.2f} s, {1000 * dt / n:.1f} ms each\n")
+            timed("remove", self.c.remove, cid)
+        dt = time.perf_counter() - t0
+        sys.stderr.write(f"\n{n} create+start+read+wait+remove cycles: {dt:.2f} s, {1000 * dt / n:.1f} ms each ("
+                         + ", ".join(f"{k} {1000 * v / n:.1f} ms" for k, v in phases.items()) + ")\n")
         time.sleep(0.5)
         self.assertEqual(zombies_of(pid), [])
         self.assertEqual(children_of(pid), [])

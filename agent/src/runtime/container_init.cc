@@ -122,10 +122,13 @@ Status CreateUserNamespace(const ContainerSpec& spec) {
 // P2: everything inside the container's namespaces, up to the exec.
 [[noreturn]] void RunContainerInit(const ContainerSpec& spec, const std::vector<PlannedMount>& plan,
                                    int p1_done) {
-  // Speak only once P1 has sent our pid and let go of the socket.
-  char c;
-  while (read(p1_done, &c, 1) < 0 && errno == EINTR) {
+  // Speak only once P1 has sent our pid and let go of the socket; if P1 died before
+  // that, the agent does not know this process: stop.
+  char c = 0;
+  ssize_t n;
+  while ((n = read(p1_done, &c, 1)) < 0 && errno == EINTR) {
   }
+  if (n != 1) _exit(1);
   close(p1_done);
   const bool userns = spec.NewNamespace(NsType::kUser);
 
@@ -139,6 +142,7 @@ Status CreateUserNamespace(const ContainerSpec& spec) {
   Step("sysctls", WriteSysctls(spec.sysctls));
   Step("pivot_root", PivotRoot(root.get()));
   root.reset();
+  Step("rootfs propagation", ApplyRootPropagation(spec));
   Step("readonly paths", ApplyReadonlyPaths(spec.readonly_paths));
   Step("masked paths", ApplyMaskedPaths(spec.masked_paths));
   if (spec.root_readonly) Step("readonly rootfs", MakeRootReadonly());
@@ -180,7 +184,8 @@ Status CreateUserNamespace(const ContainerSpec& spec) {
   InitMessage m;
   m.mutable_pid()->set_pid(child);
   Send(m, pidfd);
-  close(done[1]);
+  while (write(done[1], "k", 1) < 0 && errno == EINTR) {
+  }
   _exit(0);
 }
 

@@ -214,6 +214,14 @@ Status ApplyMaskedPaths(const std::vector<std::string>& paths) {
   return absl::OkStatus();
 }
 
+Status ApplyRootPropagation(const ContainerSpec& spec) {
+  if (!spec.rootfs_propagation) return absl::OkStatus();
+  if (mount(nullptr, "/", nullptr, spec.rootfs_propagation, nullptr) < 0) {
+    return SysError(errno, "set propagation of the container's /");
+  }
+  return absl::OkStatus();
+}
+
 Status MakeRootReadonly() {
   struct mount_attr attr = {};
   attr.attr_set = MOUNT_ATTR_RDONLY;

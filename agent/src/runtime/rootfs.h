@@ -54,5 +54,8 @@ Status ApplyReadonlyPaths(const std::vector<std::string>& paths);
 Status ApplyMaskedPaths(const std::vector<std::string>& paths);
 // After pivot_root: "/" itself read-only (mounts below it keep their own mode).
 Status MakeRootReadonly();
+// After pivot_root: the spec's rootfsPropagation on the container's tree (before it,
+// the rootfs had to sit under a private parent for pivot_root to accept it).
+Status ApplyRootPropagation(const ContainerSpec& spec);
 
 }  // namespace kata

@@ -42,6 +42,10 @@ Status Sandbox::DestroySandbox(CallContext& ctx, std::chrono::seconds grace) {
     std::lock_guard<std::mutex> lk(mu_);
     for (auto& [id, c] : containers_) all.push_back(c);
   }
+  // Everything gets SIGKILL at once, then each container is waited for and released.
+  for (auto& c : all) {
+    if (c->state() != Container::State::kCreating) (void)c->Signal("", SIGKILL);
+  }
   Status first = absl::OkStatus();
   for (auto& c : all) {
     if (c->state() == Container::State::kCreating) continue;  // its own failure path cleans up
@@ -93,6 +97,7 @@ size_t Sandbox::container_count() const {
 Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const grpc::Spec& spec,
                                 bool sandbox_pidns) {
   std::shared_ptr<Container> c;
+  UniqueFd pidns_copy;
   SpecRewrite rw;
   rw.bundle_dir = cfg_.bundle_dir + "/" + id;
   {
@@ -101,7 +106,10 @@ Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const g
       return absl::AlreadyExistsError(StrCat("container ", id, " already exists"));
     if (sandbox_pidns) {
       if (pidns_) {
-        rw.pid_ns_path = StrCat("/proc/", getpid(), "/fd/", pidns_.get());
+        // A copy of our own for the set-up to open: the sandbox's may close meanwhile.
+        pidns_copy.reset(fcntl(pidns_.get(), F_DUPFD_CLOEXEC, 0));
+        if (!pidns_copy) return SysError(errno, "dup the sandbox pid namespace fd");
+        rw.pid_ns_path = StrCat("/proc/", getpid(), "/fd/", pidns_copy.get());
       } else if (!containers_.empty()) {
         return absl::FailedPreconditionError(
             "sandbox_pidns: the sandbox has no shared pid namespace");
@@ -135,17 +143,21 @@ Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const g
     return st;
   }
 
-  std::lock_guard<std::mutex> lk(mu_);
   // The first container's pid namespace is the sandbox's (upstream's rule: there is no
-  // separate pause process); later containers asking for sandbox_pidns join it.
-  if (!pidns_ && new_pidns && containers_.size() == 1) {
-    UniqueFd ns(open(StrCat("/proc/", c->init_pid(), "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
-    // Still alive after the open: the pid was not recycled, the namespace is its.
-    std::shared_ptr<Process> init = c->FindProcess("").value_or(nullptr);
-    if (ns && init && syscall(SYS_pidfd_send_signal, init->pidfd(), 0, nullptr, 0) == 0) {
-      pidns_ = std::move(ns);
-      pidns_owner_ = id;
+  // separate pause process); later containers asking for sandbox_pidns join it. Opened
+  // outside the lock; still alive after the open means the pid was not recycled.
+  UniqueFd ns;
+  if (new_pidns) {
+    StatusOr<std::shared_ptr<Process>> init = c->FindProcess("");
+    if (init.ok()) {
+      ns.reset(open(StrCat("/proc/", (*init)->pid(), "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+      if (ns && syscall(SYS_pidfd_send_signal, (*init)->pidfd(), 0, nullptr, 0) != 0) ns.reset();
     }
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!pidns_ && ns && containers_.size() == 1) {
+    pidns_ = std::move(ns);
+    pidns_owner_ = id;
   }
   return absl::OkStatus();
 }
