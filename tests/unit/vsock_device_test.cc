@@ -162,7 +162,8 @@ struct Fixture {
       segs.emplace_back(len, false);
       covered += len;
     }
-    if (covered < bytes.size()) segs.emplace_back(static_cast<uint32_t>(bytes.size() - covered), false);
+    if (covered < bytes.size())
+      segs.emplace_back(static_cast<uint32_t>(bytes.size() - covered), false);
     std::vector<uint64_t> at;
     g.AddChain(&tx, segs, indirect, &at);
     size_t off = 0;
@@ -304,13 +305,13 @@ TEST_CASE("vsock device: guest data reaches the host whatever the descriptor lay
   f.PostRx(16);
   auto c = f.Connect(1024);
   const std::vector<std::vector<uint32_t>> layouts = {
-      {},                      // header and payload in one buffer
-      {44},                    // header, then payload (Linux 6.1's tx layout)
-      {10, 34},                // header split in two
-      {43, 2, 1000},           // payload starting inside the header's last buffer
-      {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-       1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 7},
-      {50, 0, 17, 4000},       // an empty buffer in the middle
+      {},             // header and payload in one buffer
+      {44},           // header, then payload (Linux 6.1's tx layout)
+      {10, 34},       // header split in two
+      {43, 2, 1000},  // payload starting inside the header's last buffer
+      {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+       1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 7},
+      {50, 0, 17, 4000},  // an empty buffer in the middle
   };
   std::string sent;
   for (size_t i = 0; i < layouts.size(); ++i) {
@@ -673,7 +674,8 @@ TEST_CASE("vsock device: many connections are kept apart", "[vsock]") {
     std::string msg = "to host " + std::to_string(i);
     f.Send(f.GuestHeader(kOpRw, conns[i].guest_port, conns[i].host_port), msg, {44});
     std::string back = "to guest " + std::to_string(i);
-    REQUIRE(write(conns[i].client.get(), back.data(), back.size()) == static_cast<ssize_t>(back.size()));
+    REQUIRE(write(conns[i].client.get(), back.data(), back.size()) ==
+            static_cast<ssize_t>(back.size()));
   }
   f.Pump();
   std::map<uint32_t, std::string> by_port;

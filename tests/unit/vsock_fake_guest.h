@@ -68,7 +68,8 @@ class FakeGuest {
   void AllocNearBoundary(size_t before) { next_ = kRegionSize - before; }
 
   struct Seg {
-    Seg(uint32_t l, bool w, std::optional<uint64_t> at = std::nullopt) : len(l), write(w), gpa(at) {}
+    Seg(uint32_t l, bool w, std::optional<uint64_t> at = std::nullopt)
+        : len(l), write(w), gpa(at) {}
     uint32_t len;
     bool write;
     std::optional<uint64_t> gpa;  // default: freshly allocated

@@ -26,14 +26,14 @@ TEST_CASE("vsock header: encode/decode round trip and wire layout", "[vsock]") {
   CHECK(b[0] == 2);
   CHECK(b[8] == 0x88);
   CHECK(b[15] == 0x11);
-  CHECK(b[16 + 3] == 0x40);           // src_port 0x40000000
+  CHECK(b[16 + 3] == 0x40);  // src_port 0x40000000
   CHECK(b[20] == 0x00);
-  CHECK(b[21] == 0x04);               // dst_port 1024
-  CHECK(b[24 + 1] == 0x10);           // len 4096
-  CHECK(b[28] == 1);                  // type
-  CHECK(b[30] == kOpRw);              // op
-  CHECK(b[32] == kShutdownSend);      // flags
-  CHECK(b[36 + 2] == 0x04);           // buf_alloc 0x40000
+  CHECK(b[21] == 0x04);           // dst_port 1024
+  CHECK(b[24 + 1] == 0x10);       // len 4096
+  CHECK(b[28] == 1);              // type
+  CHECK(b[30] == kOpRw);          // op
+  CHECK(b[32] == kShutdownSend);  // flags
+  CHECK(b[36 + 2] == 0x04);       // buf_alloc 0x40000
   CHECK(b[40] == 0xef);
   CHECK(b[43] == 0xde);
   CHECK(Describe(h).rfind("RW 2:1073741824 -> ", 0) == 0);
@@ -82,7 +82,7 @@ TEST_CASE("credit: how much the guest can take", "[vsock]") {
     w.tx_cnt = 0xfffffff0u;
     w.OnPeerHeader(4096, 0xffffff00u);  // 0xf0 bytes in flight
     CHECK(w.PeerFree() == 4096 - 0xf0);
-    w.OnSent(0x20);                     // tx_cnt wraps to 0x10
+    w.OnSent(0x20);  // tx_cnt wraps to 0x10
     CHECK(w.tx_cnt == 0x10);
     CHECK(w.PeerFree() == 4096 - 0x110);
   }

@@ -56,8 +56,9 @@ struct Front {
   // the session sent one.
   std::optional<VhostUserMsg> Call(uint32_t request, std::vector<uint8_t> payload = {},
                                    std::vector<int> fds = {}, bool need_reply = false) {
-    REQUIRE(WriteVhostUserMsg(ours.get(), request, kVhostUserVersion | (need_reply ? kFlagNeedReply : 0),
-                              payload.data(), static_cast<uint32_t>(payload.size()), fds)
+    REQUIRE(WriteVhostUserMsg(ours.get(), request,
+                              kVhostUserVersion | (need_reply ? kFlagNeedReply : 0), payload.data(),
+                              static_cast<uint32_t>(payload.size()), fds)
                 .ok());
     VhostUserMsg m;
     auto more = ReadVhostUserMsg(theirs.get(), &m);
@@ -182,9 +183,10 @@ TEST_CASE("vhost-user: memory table, rings, and a new table while they run", "[v
   REQUIRE(ftruncate(mem.get(), 1 << 20) == 0);
   const uint64_t uva = 0x7f0000000000ull;
   // Two regions from one fd, the second at an offset.
-  auto r = f.Call(kSetMemTable,
-                  MemTable({{0, 512 << 10, uva, 0}, {1 << 30, 512 << 10, uva + (512 << 10), 512 << 10}}),
-                  {mem.get(), mem.get()}, true);
+  auto r =
+      f.Call(kSetMemTable,
+             MemTable({{0, 512 << 10, uva, 0}, {1 << 30, 512 << 10, uva + (512 << 10), 512 << 10}}),
+             {mem.get(), mem.get()}, true);
   REQUIRE(r);
   CHECK(r->Get<uint64_t>(0) == 0);
   const GuestMemory& gm = f.session->memory();
@@ -198,9 +200,9 @@ TEST_CASE("vhost-user: memory table, rings, and a new table while they run", "[v
   std::vector<uint8_t> addr;
   Append<uint32_t>(&addr, 1);
   Append<uint32_t>(&addr, 0);
-  Append<uint64_t>(&addr, uva + (512 << 10));             // desc
-  Append<uint64_t>(&addr, uva + (512 << 10) + 0x2000);    // used
-  Append<uint64_t>(&addr, uva + (512 << 10) + 0x1000);    // avail
+  Append<uint64_t>(&addr, uva + (512 << 10));           // desc
+  Append<uint64_t>(&addr, uva + (512 << 10) + 0x2000);  // used
+  Append<uint64_t>(&addr, uva + (512 << 10) + 0x1000);  // avail
   Append<uint64_t>(&addr, 0);
   r = f.Call(kSetVringAddr, addr, {}, true);
   REQUIRE(r);
@@ -248,8 +250,8 @@ TEST_CASE("vhost-user: memory table, rings, and a new table while they run", "[v
   CHECK_FALSE(q.ready());
 
   // A table whose fd count does not match is refused, and the old one stays.
-  r = f.Call(kSetMemTable, MemTable({{0, 4096, uva, 0}, {8192, 4096, uva + 8192, 0}}),
-             {mem.get()}, true);
+  r = f.Call(kSetMemTable, MemTable({{0, 4096, uva, 0}, {8192, 4096, uva + 8192, 0}}), {mem.get()},
+             true);
   REQUIRE(r);
   CHECK(r->Get<uint64_t>(0) != 0);
   CHECK(gm.num_regions() == 1);

@@ -84,8 +84,8 @@ TEST_CASE("virtqueue: peek, consume, used ring", "[vsock]") {
   DescChain c;
   CHECK(f.vq.Peek(f.g.mem, &c) == Virtqueue::Peeked::kEmpty);
   std::vector<uint64_t> at;
-  uint16_t head = f.g.AddChain(&f.r, {{10, false}, {20, false}, {30, true}, {0, true}, {40, true}},
-                               false, &at);
+  uint16_t head =
+      f.g.AddChain(&f.r, {{10, false}, {20, false}, {30, true}, {0, true}, {40, true}}, false, &at);
   REQUIRE(f.vq.Peek(f.g.mem, &c) == Virtqueue::Peeked::kChain);
   CHECK(c.head == head);
   CHECK(c.out_len == 30);
@@ -222,17 +222,17 @@ TEST_CASE("virtqueue: interrupt suppression", "[vsock]") {
       f.vq.Consume();
       f.vq.PushUsed(c.head, 0);
     };
-    use_one();                    // used idx 1
-    CHECK(f.vq.NeedsSignal());    // the first is always signalled
+    use_one();                         // used idx 1
+    CHECK(f.vq.NeedsSignal());         // the first is always signalled
     f.g.Put<uint16_t>(used_event, 3);  // "interrupt me when used idx passes 3"
-    use_one();                    // 2
+    use_one();                         // 2
     CHECK_FALSE(f.vq.NeedsSignal());
-    use_one();                    // 3
+    use_one();  // 3
     CHECK_FALSE(f.vq.NeedsSignal());
-    use_one();                    // 4: crossed 3
+    use_one();  // 4: crossed 3
     CHECK(f.vq.NeedsSignal());
     use_one();
-    use_one();                    // 6, event 3 stale
+    use_one();  // 6, event 3 stale
     CHECK_FALSE(f.vq.NeedsSignal());
   }
   SECTION("call fd gets an eventfd write") {

@@ -68,10 +68,14 @@ void ByteRing::Consume(size_t n) {
 
 const char* ConnStateName(ConnState s) {
   switch (s) {
-    case ConnState::kConnecting: return "connecting";
-    case ConnState::kConnected: return "connected";
-    case ConnState::kClosing: return "closing";
-    case ConnState::kResetting: return "resetting";
+    case ConnState::kConnecting:
+      return "connecting";
+    case ConnState::kConnected:
+      return "connected";
+    case ConnState::kClosing:
+      return "closing";
+    case ConnState::kResetting:
+      return "resetting";
   }
   return "?";
 }

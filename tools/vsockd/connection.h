@@ -35,7 +35,7 @@ struct Credit {
   // The guest's receive side: bytes to the guest.
   uint32_t peer_buf_alloc = 0;
   uint32_t peer_fwd_cnt = 0;
-  uint32_t tx_cnt = 0;             // bytes sent to the guest
+  uint32_t tx_cnt = 0;  // bytes sent to the guest
 
   // Bytes the guest can take now (0 when it shrank its buffer below what is in flight).
   uint32_t PeerFree() const;
@@ -84,8 +84,8 @@ class ByteRing {
 enum class ConnState {
   kConnecting,  // host-initiated: REQUEST to send or sent, waiting for the guest's RESPONSE
   kConnected,
-  kClosing,     // the host side is gone: SHUTDOWN(both) to send or sent, waiting for RST
-  kResetting,   // only an RST is left to send; then the connection is forgotten
+  kClosing,    // the host side is gone: SHUTDOWN(both) to send or sent, waiting for RST
+  kResetting,  // only an RST is left to send; then the connection is forgotten
 };
 
 const char* ConnStateName(ConnState s);
@@ -114,16 +114,16 @@ struct Connection {
   // The host socket, as far as we know (edge-triggered).
   bool host_readable = false;
   bool host_writable = true;
-  bool host_eof = false;       // read returned 0: the host will send no more
-  bool host_hup = false;       // the host closed its socket altogether
-  bool host_wr_shut = false;   // we shut down the socket's write side
+  bool host_eof = false;      // read returned 0: the host will send no more
+  bool host_hup = false;      // the host closed its socket altogether
+  bool host_wr_shut = false;  // we shut down the socket's write side
 
   uint32_t guest_shutdown = 0;  // SHUTDOWN flags the guest sent
 
   std::string preamble;  // "OK <port>\n", written to the host before any guest bytes
   ByteRing out;          // guest bytes the host socket has not taken yet
 
-  bool queued = false;   // in the device's rx work list
+  bool queued = false;  // in the device's rx work list
 
   uint64_t key() const { return (static_cast<uint64_t>(host_port) << 32) | guest_port; }
   // Whether host data may go to the guest now (given a buffer to put it in).

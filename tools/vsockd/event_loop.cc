@@ -17,7 +17,8 @@ StatusOr<EventLoop::HandlerId> EventLoop::Add(int fd, uint32_t events, Handler h
   struct epoll_event ev = {};
   ev.events = events;
   ev.data.u64 = id;
-  if (epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) return ErrnoError(errno, "epoll_ctl ADD fd ", fd);
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
+    return ErrnoError(errno, "epoll_ctl ADD fd ", fd);
   handlers_.emplace(id, Entry{fd, std::move(h)});
   return id;
 }
@@ -66,7 +67,8 @@ int EventLoop::NextTimeoutMs(int cap_ms) const {
   if (timer_queue_.empty()) return cap_ms;
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(timer_queue_.begin()->first -
                                                                     Clock::now())
-                  .count() + 1;
+                  .count() +
+              1;
   if (left < 0) left = 0;
   if (cap_ms >= 0 && left > cap_ms) return cap_ms;
   return static_cast<int>(std::min<int64_t>(left, 1 << 30));

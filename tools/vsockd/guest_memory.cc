@@ -54,7 +54,8 @@ Status GuestMemory::Add(Region r) {
     if (Overlaps(d.gpa, d.size, e.desc.gpa, e.desc.size) ||
         Overlaps(d.uva, d.size, e.desc.uva, e.desc.size)) {
       return absl::InvalidArgumentError(StrCat("memory region gpa=", d.gpa, " size=", d.size,
-                                               " overlaps gpa=", e.desc.gpa, " size=", e.desc.size));
+                                               " overlaps gpa=", e.desc.gpa,
+                                               " size=", e.desc.size));
     }
   }
   auto pos = std::lower_bound(regions_.begin(), regions_.end(), d.gpa,

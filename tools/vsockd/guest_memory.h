@@ -25,7 +25,7 @@
 namespace kata::vsock {
 
 struct RegionDesc {
-  uint64_t gpa = 0;          // guest physical address
+  uint64_t gpa = 0;  // guest physical address
   uint64_t size = 0;
   uint64_t uva = 0;          // the front-end's virtual address of the same bytes
   uint64_t mmap_offset = 0;  // where the region starts in the fd
@@ -35,8 +35,8 @@ class GuestMemory {
  public:
   struct Region {
     RegionDesc desc;
-    uint8_t* host = nullptr;          // desc.gpa maps here
-    std::shared_ptr<void> mapping;    // keeps the mmap alive; null for borrowed memory
+    uint8_t* host = nullptr;        // desc.gpa maps here
+    std::shared_ptr<void> mapping;  // keeps the mmap alive; null for borrowed memory
   };
 
   // mmaps desc.size bytes of fd at desc.mmap_offset, shared and read-write.

@@ -62,8 +62,11 @@ StatusOr<UniqueFd> DialHostPort(const std::string& uds_path, uint32_t port) {
 
 HybridListener::HybridListener(EventLoop* loop, std::string path, OnConnect on_connect,
                                int handshake_timeout_ms, size_t max_pending)
-    : loop_(loop), path_(std::move(path)), on_connect_(std::move(on_connect)),
-      handshake_timeout_ms_(handshake_timeout_ms), max_pending_(max_pending) {}
+    : loop_(loop),
+      path_(std::move(path)),
+      on_connect_(std::move(on_connect)),
+      handshake_timeout_ms_(handshake_timeout_ms),
+      max_pending_(max_pending) {}
 
 HybridListener::~HybridListener() {
   for (auto& [id, p] : pending_) {

@@ -30,7 +30,8 @@ constexpr char kUsage[] =
     "  --vhost-user PATH      vhost-user socket to listen on (QEMU connects as the client);\n"
     "                         also accepted as --socket-path\n"
     "  --uds PATH             hybrid vsock socket: clients write \"CONNECT <port>\\n\" and get\n"
-    "                         \"OK <host port>\\n\"; guest connections to host port P go to PATH_P\n"
+    "                         \"OK <host port>\\n\"; guest connections to host port P go to "
+    "PATH_P\n"
     "  --guest-cid N          the guest's CID (default 3)\n"
     "  --buf-size BYTES       receive buffer advertised per connection (default 262144)\n"
     "  --max-connections N    (default 4096)\n"
@@ -133,8 +134,7 @@ int Main(int argc, char** argv) {
   if (!sig_handler.ok()) return Fail(sig_handler.status().ToString());
 
   const std::string uds = a.uds;
-  VsockDevice device(&loop, a.vsock,
-                     [uds](uint32_t port) { return DialHostPort(uds, port); });
+  VsockDevice device(&loop, a.vsock, [uds](uint32_t port) { return DialHostPort(uds, port); });
   VhostUserServer server(&loop, &device, a.vhost_user, a.vhost);
   HybridListener listener(&loop, a.uds, [&device](UniqueFd fd, uint32_t port) {
     device.ConnectToGuest(std::move(fd), port);
@@ -145,7 +145,9 @@ int Main(int argc, char** argv) {
   // clients can connect.
   if (Status st = listener.Start(); !st.ok()) return Fail(st.ToString());
   if (Status st = server.Start(); !st.ok()) return Fail(st.ToString());
-  log::Info("listening").Kv("vhost_user", a.vhost_user).Kv("uds", a.uds)
+  log::Info("listening")
+      .Kv("vhost_user", a.vhost_user)
+      .Kv("uds", a.uds)
       .Kv("guest_cid", a.vsock.guest_cid);
 
   Status st = loop.Run();

@@ -65,14 +65,22 @@ void EncodeHeader(const Header& h, uint8_t* out) {
 
 const char* OpName(uint16_t op) {
   switch (op) {
-    case kOpInvalid: return "INVALID";
-    case kOpRequest: return "REQUEST";
-    case kOpResponse: return "RESPONSE";
-    case kOpRst: return "RST";
-    case kOpShutdown: return "SHUTDOWN";
-    case kOpRw: return "RW";
-    case kOpCreditUpdate: return "CREDIT_UPDATE";
-    case kOpCreditRequest: return "CREDIT_REQUEST";
+    case kOpInvalid:
+      return "INVALID";
+    case kOpRequest:
+      return "REQUEST";
+    case kOpResponse:
+      return "RESPONSE";
+    case kOpRst:
+      return "RST";
+    case kOpShutdown:
+      return "SHUTDOWN";
+    case kOpRw:
+      return "RW";
+    case kOpCreditUpdate:
+      return "CREDIT_UPDATE";
+    case kOpCreditRequest:
+      return "CREDIT_REQUEST";
   }
   return "UNKNOWN";
 }

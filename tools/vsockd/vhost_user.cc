@@ -16,29 +16,52 @@ constexpr uint64_t kVringNoFd = 1ull << 8;
 
 const char* RequestName(uint32_t r) {
   switch (r) {
-    case kGetFeatures: return "GET_FEATURES";
-    case kSetFeatures: return "SET_FEATURES";
-    case kSetOwner: return "SET_OWNER";
-    case kResetOwner: return "RESET_OWNER";
-    case kSetMemTable: return "SET_MEM_TABLE";
-    case kSetLogBase: return "SET_LOG_BASE";
-    case kSetLogFd: return "SET_LOG_FD";
-    case kSetVringNum: return "SET_VRING_NUM";
-    case kSetVringAddr: return "SET_VRING_ADDR";
-    case kSetVringBase: return "SET_VRING_BASE";
-    case kGetVringBase: return "GET_VRING_BASE";
-    case kSetVringKick: return "SET_VRING_KICK";
-    case kSetVringCall: return "SET_VRING_CALL";
-    case kSetVringErr: return "SET_VRING_ERR";
-    case kGetProtocolFeatures: return "GET_PROTOCOL_FEATURES";
-    case kSetProtocolFeatures: return "SET_PROTOCOL_FEATURES";
-    case kGetQueueNum: return "GET_QUEUE_NUM";
-    case kSetVringEnable: return "SET_VRING_ENABLE";
-    case kGetConfig: return "GET_CONFIG";
-    case kSetConfig: return "SET_CONFIG";
-    case kGetMaxMemSlots: return "GET_MAX_MEM_SLOTS";
-    case kAddMemReg: return "ADD_MEM_REG";
-    case kRemMemReg: return "REM_MEM_REG";
+    case kGetFeatures:
+      return "GET_FEATURES";
+    case kSetFeatures:
+      return "SET_FEATURES";
+    case kSetOwner:
+      return "SET_OWNER";
+    case kResetOwner:
+      return "RESET_OWNER";
+    case kSetMemTable:
+      return "SET_MEM_TABLE";
+    case kSetLogBase:
+      return "SET_LOG_BASE";
+    case kSetLogFd:
+      return "SET_LOG_FD";
+    case kSetVringNum:
+      return "SET_VRING_NUM";
+    case kSetVringAddr:
+      return "SET_VRING_ADDR";
+    case kSetVringBase:
+      return "SET_VRING_BASE";
+    case kGetVringBase:
+      return "GET_VRING_BASE";
+    case kSetVringKick:
+      return "SET_VRING_KICK";
+    case kSetVringCall:
+      return "SET_VRING_CALL";
+    case kSetVringErr:
+      return "SET_VRING_ERR";
+    case kGetProtocolFeatures:
+      return "GET_PROTOCOL_FEATURES";
+    case kSetProtocolFeatures:
+      return "SET_PROTOCOL_FEATURES";
+    case kGetQueueNum:
+      return "GET_QUEUE_NUM";
+    case kSetVringEnable:
+      return "SET_VRING_ENABLE";
+    case kGetConfig:
+      return "GET_CONFIG";
+    case kSetConfig:
+      return "SET_CONFIG";
+    case kGetMaxMemSlots:
+      return "GET_MAX_MEM_SLOTS";
+    case kAddMemReg:
+      return "ADD_MEM_REG";
+    case kRemMemReg:
+      return "REM_MEM_REG";
   }
   return "UNKNOWN";
 }
@@ -66,8 +89,8 @@ RegionDesc ReadRegion(const VhostUserMsg& m, size_t off) {
 
 Status NeedSize(const VhostUserMsg& m, uint32_t size) {
   if (m.size < size) {
-    return absl::InvalidArgumentError(StrCat(RequestName(m.request), ": payload of ", m.size,
-                                             " bytes, expected ", size));
+    return absl::InvalidArgumentError(
+        StrCat(RequestName(m.request), ": payload of ", m.size, " bytes, expected ", size));
   }
   return absl::OkStatus();
 }
@@ -108,8 +131,8 @@ StatusOr<bool> ReadVhostUserMsg(int fd, VhostUserMsg* m) {
   memcpy(&m->flags, hdr + 4, 4);
   memcpy(&m->size, hdr + 8, 4);
   if (m->size > VhostUserMsg::kMaxPayload) {
-    return absl::InvalidArgumentError(StrCat("vhost-user message ", m->request, " with a payload of ",
-                                             m->size, " bytes"));
+    return absl::InvalidArgumentError(
+        StrCat("vhost-user message ", m->request, " with a payload of ", m->size, " bytes"));
   }
   RETURN_IF_ERROR(ReadFull(fd, m->payload, m->size));
   return true;
@@ -176,22 +199,25 @@ uint64_t VhostUserSession::OfferedProtocolFeatures() const {
 
 StatusOr<Virtqueue*> VhostUserSession::Queue(uint32_t index) {
   if (index >= queues_.size()) {
-    return absl::InvalidArgumentError(StrCat("no queue ", index, " (the device has ",
-                                             queues_.size(), ")"));
+    return absl::InvalidArgumentError(
+        StrCat("no queue ", index, " (the device has ", queues_.size(), ")"));
   }
   return &queues_[index];
 }
 
 Status VhostUserSession::Handle(VhostUserMsg& m, int sock) {
   if (log::Enabled(log::Level::kDebug)) {
-    log::Debug("vhost-user message").Kv("request", RequestName(m.request)).Kv("size", m.size)
+    log::Debug("vhost-user message")
+        .Kv("request", RequestName(m.request))
+        .Kv("size", m.size)
         .Kv("fds", m.fds.size());
   }
   bool replied = false;
   Status st = Dispatch(m, sock, &replied);
   if (!st.ok() && absl::IsUnavailable(st)) return st;  // the socket itself failed
   if (!st.ok()) {
-    log::Warn("vhost-user request failed").Kv("request", RequestName(m.request))
+    log::Warn("vhost-user request failed")
+        .Kv("request", RequestName(m.request))
         .Kv("error", st.ToString());
   }
   if (!replied && (m.flags & kFlagNeedReply) && (protocol_features_ & kProtocolReplyAck)) {
@@ -220,7 +246,8 @@ Status VhostUserSession::Dispatch(VhostUserMsg& m, int sock, bool* replied) {
         return absl::InvalidArgumentError(StrCat("features ", f, " not offered"));
       }
       if (f != acked_features_) {
-        log::Info("virtio features negotiated").Kv("event_idx", (f & kVirtioRingFEventIdx) != 0)
+        log::Info("virtio features negotiated")
+            .Kv("event_idx", (f & kVirtioRingFEventIdx) != 0)
             .Kv("indirect_desc", (f & kVirtioRingFIndirectDesc) != 0)
             .Kv("version_1", (f & kVirtioFVersion1) != 0);
       }
@@ -313,8 +340,8 @@ Status VhostUserSession::Dispatch(VhostUserMsg& m, int sock, bool* replied) {
     case kSetConfig:
       return absl::PermissionDeniedError("the vsock config space is read-only");
     default:
-      return absl::UnimplementedError(StrCat("unsupported vhost-user request ", m.request, " (",
-                                             RequestName(m.request), ")"));
+      return absl::UnimplementedError(
+          StrCat("unsupported vhost-user request ", m.request, " (", RequestName(m.request), ")"));
   }
 }
 
@@ -323,8 +350,8 @@ Status VhostUserSession::SetMemTable(VhostUserMsg& m) {
   const uint32_t n = m.Get<uint32_t>(0);
   RETURN_IF_ERROR(NeedSize(m, 8 + 32 * n));
   if (n != m.fds.size()) {
-    return absl::InvalidArgumentError(StrCat("SET_MEM_TABLE: ", n, " regions but ", m.fds.size(),
-                                             " fds"));
+    return absl::InvalidArgumentError(
+        StrCat("SET_MEM_TABLE: ", n, " regions but ", m.fds.size(), " fds"));
   }
   // Build the new table aside; the old one stays in use until the new one is complete.
   GuestMemory fresh;
@@ -384,7 +411,8 @@ Status VhostUserSession::SetVringFd(VhostUserMsg& m) {
   ASSIGN_OR_RETURN(Virtqueue * q, Queue(static_cast<uint32_t>(i)));
   UniqueFd fd;
   if (!(v & kVringNoFd)) {
-    if (m.fds.size() != 1) return absl::InvalidArgumentError(StrCat(RequestName(m.request), " without an fd"));
+    if (m.fds.size() != 1)
+      return absl::InvalidArgumentError(StrCat(RequestName(m.request), " without an fd"));
     fd = std::move(m.fds[0]);
     m.fds.clear();
   }
@@ -441,8 +469,8 @@ Status VhostUserSession::GetConfig(VhostUserMsg& m, int sock) {
   } else {
     memcpy(m.payload + 12, cfg.data() + offset, size);
   }
-  Status st = WriteVhostUserMsg(sock, m.request, kVhostUserVersion | kFlagReply, m.payload,
-                                reply_size);
+  Status st =
+      WriteVhostUserMsg(sock, m.request, kVhostUserVersion | kFlagReply, m.payload, reply_size);
   if (!st.ok()) return absl::UnavailableError(st.message());
   return absl::OkStatus();
 }
@@ -451,7 +479,10 @@ Status VhostUserSession::GetConfig(VhostUserMsg& m, int sock) {
 
 VhostUserServer::VhostUserServer(EventLoop* loop, VirtioDevice* device, std::string path,
                                  VhostUserOptions opts)
-    : loop_(loop), device_(device), path_(std::move(path)), opts_(opts),
+    : loop_(loop),
+      device_(device),
+      path_(std::move(path)),
+      opts_(opts),
       msg_(std::make_unique<VhostUserMsg>()) {}
 
 VhostUserServer::~VhostUserServer() {
@@ -463,7 +494,8 @@ VhostUserServer::~VhostUserServer() {
 Status VhostUserServer::Start() {
   struct sockaddr_un sun = {};
   sun.sun_family = AF_UNIX;
-  if (path_.size() >= sizeof sun.sun_path) return absl::InvalidArgumentError("socket path too long");
+  if (path_.size() >= sizeof sun.sun_path)
+    return absl::InvalidArgumentError("socket path too long");
   memcpy(sun.sun_path, path_.data(), path_.size());
   listen_fd_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!listen_fd_) return ErrnoError(errno, "socket");

@@ -22,10 +22,10 @@
 
 #include "event_loop.h"
 #include "guest_memory.h"
-#include "virtio_device.h"
-#include "virtqueue.h"
 #include "util/status.h"
 #include "util/unique_fd.h"
+#include "virtio_device.h"
+#include "virtqueue.h"
 
 namespace kata::vsock {
 

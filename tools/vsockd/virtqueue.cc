@@ -48,8 +48,8 @@ Status Virtqueue::Map(const GuestMemory& mem) {
   uint8_t* a = mem.UvaToHost(addrs_.avail, 6 + 2 * num_);
   uint8_t* u = mem.UvaToHost(addrs_.used, 6 + 8 * num_);
   if (d == nullptr || a == nullptr || u == nullptr) {
-    return absl::InvalidArgumentError(StrCat("ring addresses desc=", addrs_.desc, " avail=",
-                                             addrs_.avail, " used=", addrs_.used,
+    return absl::InvalidArgumentError(StrCat("ring addresses desc=", addrs_.desc,
+                                             " avail=", addrs_.avail, " used=", addrs_.used,
                                              " are not in guest memory"));
   }
   if (reinterpret_cast<uintptr_t>(a) % 2 != 0 || reinterpret_cast<uintptr_t>(u) % 4 != 0) {

@@ -45,7 +45,7 @@ struct DescChain {
 };
 
 struct RingAddrs {
-  uint64_t desc = 0;   // user addresses (the front-end's virtual addresses)
+  uint64_t desc = 0;  // user addresses (the front-end's virtual addresses)
   uint64_t avail = 0;
   uint64_t used = 0;
 };

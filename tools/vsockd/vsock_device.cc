@@ -102,9 +102,8 @@ StatusOr<Connection*> VsockDevice::NewConnection(uint32_t host_port, uint32_t gu
   c->credit.buf_alloc = opts_.buf_alloc;
   c->out = ByteRing(opts_.buf_alloc);
   const uint64_t key = c->key();
-  ASSIGN_OR_RETURN(c->handler,
-                   loop_->Add(fd.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                              [this, key](uint32_t ev) { OnHostEvent(key, ev); }));
+  ASSIGN_OR_RETURN(c->handler, loop_->Add(fd.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                          [this, key](uint32_t ev) { OnHostEvent(key, ev); }));
   c->fd = std::move(fd);
   Connection* raw = c.get();
   conns_[key] = std::move(c);
@@ -293,7 +292,8 @@ void VsockDevice::HandleRequest(const Header& h) {
   }
   auto fd = dial_(h.dst_port);
   if (!fd.ok()) {
-    log::Debug("no host listener for a guest connection").Kv("port", h.dst_port)
+    log::Debug("no host listener for a guest connection")
+        .Kv("port", h.dst_port)
         .Kv("error", fd.status().ToString());
     ReplyRst(h);
     return;
@@ -450,8 +450,11 @@ void VsockDevice::CloseHost(Connection* c) {
 }
 
 void VsockDevice::Abort(Connection* c, std::string_view why) {
-  log::Info("vsock connection reset").Kv("reason", why).Kv("host_port", c->host_port)
-      .Kv("guest_port", c->guest_port).Kv("state", ConnStateName(c->state));
+  log::Info("vsock connection reset")
+      .Kv("reason", why)
+      .Kv("host_port", c->host_port)
+      .Kv("guest_port", c->guest_port)
+      .Kv("state", ConnStateName(c->state));
   CloseHost(c);
   if (c->state == ConnState::kConnecting && !c->request_sent) {
     Destroy(c, why);
@@ -463,7 +466,9 @@ void VsockDevice::Abort(Connection* c, std::string_view why) {
 }
 
 void VsockDevice::Destroy(Connection* c, std::string_view why) {
-  log::Debug("vsock connection closed").Kv("reason", why).Kv("host_port", c->host_port)
+  log::Debug("vsock connection closed")
+      .Kv("reason", why)
+      .Kv("host_port", c->host_port)
       .Kv("guest_port", c->guest_port);
   CloseHost(c);
   if (c->timer) loop_->Cancel(c->timer);
@@ -475,8 +480,8 @@ void VsockDevice::Destroy(Connection* c, std::string_view why) {
 size_t VsockDevice::FillOne(Connection* c, const DescChain& chain) {
   const size_t room = chain.in_len - kHeaderSize;
   Header h = c->BaseHeader(opts_.guest_cid);
-  if (c->state == ConnState::kConnected && !c->send_response && !c->send_rst &&
-      c->CanSendData() && room > 0) {
+  if (c->state == ConnState::kConnected && !c->send_response && !c->send_rst && c->CanSendData() &&
+      room > 0) {
     const size_t cap = std::min<size_t>({room, c->credit.PeerFree(), opts_.max_packet_payload});
     std::vector<iovec> iov;
     IovSlice(chain.in, kHeaderSize, cap, &iov);

@@ -30,10 +30,10 @@ namespace kata::vsock {
 
 struct VsockOptions {
   uint64_t guest_cid = 3;
-  uint32_t buf_alloc = 256 * 1024;      // per-connection receive buffer advertised to the guest
+  uint32_t buf_alloc = 256 * 1024;  // per-connection receive buffer advertised to the guest
   size_t max_connections = 4096;
-  int connect_timeout_ms = 5000;        // a host-initiated connection without RESPONSE
-  int close_timeout_ms = 5000;          // our SHUTDOWN without the guest's RST
+  int connect_timeout_ms = 5000;  // a host-initiated connection without RESPONSE
+  int close_timeout_ms = 5000;    // our SHUTDOWN without the guest's RST
   uint32_t max_packet_payload = 64 * 1024;
 };
 
@@ -98,12 +98,12 @@ class VsockDevice : public VirtioDevice {
   std::vector<Virtqueue>* queues_ = nullptr;
 
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
-  std::deque<uint64_t> rx_work_;      // connections that owe the guest a packet
-  std::deque<Header> rst_replies_;    // RSTs for packets of unknown connections
+  std::deque<uint64_t> rx_work_;    // connections that owe the guest a packet
+  std::deque<Header> rst_replies_;  // RSTs for packets of unknown connections
   static constexpr size_t kMaxRstReplies = 256;
-  bool tx_pending_ = false;           // tx left unprocessed for back-pressure
+  bool tx_pending_ = false;  // tx left unprocessed for back-pressure
   uint32_t next_host_port_ = 1u << 30;
-  DescChain chain_;                   // scratch, reused
+  DescChain chain_;  // scratch, reused
 };
 
 }  // namespace kata::vsock
