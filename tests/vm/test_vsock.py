@@ -101,6 +101,23 @@ class VsockStreams(unittest.TestCase):
         self.assertFalse(any(t.is_alive() for t in threads), "echo threads still running")
         self.assertEqual(errors, [])
 
+    def test_100_connections_open_at_once(self):
+        conns = []
+        try:
+            for _ in range(100):
+                conns.append(self.vm.connect(PORT_ECHO)[0])
+            for i, s in enumerate(conns):
+                s.sendall(f"connection {i}\n".encode())
+            for i, s in enumerate(conns):
+                want = f"connection {i}\n".encode()
+                self.assertEqual(hvsock.recv_exact(s, len(want)), want)
+        finally:
+            for s in conns:
+                s.close()
+        errors = []
+        echo_rounds(self.vm, 10, errors)
+        self.assertEqual(errors, [])
+
     def test_both_directions_at_once(self):
         """A slow host reader: the guest echoes 16 MiB while the host writes all of it before
         reading anything; credit and the socket buffers must carry it without loss."""
