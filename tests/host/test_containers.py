@@ -325,6 +325,23 @@ class Lifecycle(ContainerTestBase):
         self.assertEqual(self.c.wait("cat"), 0)
         self.c.remove("cat")
 
+    def test_init_is_named_by_the_container_id_or_the_create_exec_id(self):
+        # The Kata runtime calls the init process by the container id (upstream's init
+        # exec id); an empty exec id names it too.
+        self.c.create("named", make_spec(self.rootfs, ["/bin/sh", "-c", "echo one"]))
+        self.c.start("named")
+        self.assertEqual(self.c.read_all("named", exec_id="named"), b"one\n")
+        self.assertEqual(self.c.wait("named", exec_id="named"), 0)
+        self.assertEqual(self.c.wait("named"), 0)
+        self.c.remove("named")
+        req = self.c.json_format.ParseDict({"container_id": "named2", "exec_id": "init-2",
+                                            "OCI": make_spec(self.rootfs, ["/bin/true"])},
+                                           self.c.pb.CreateContainerRequest())
+        self.c.call("CreateContainer", req)
+        self.c.start("named2")
+        self.assertEqual(self.c.wait("named2", exec_id="init-2"), 0)
+        self.c.remove("named2")
+
     def test_stderr_and_eof(self):
         code, out, err = self.run_sh("err", "echo out; echo err >&2; exit 4")
         self.assertEqual((code, out, err), (4, "out\n", "err\n"))

@@ -60,7 +60,7 @@ Status Container::Create(CallContext& ctx, CreateParams p) {
     return absl::UnimplementedError("process.terminal: terminals are not supported yet");
   }
   ASSIGN_OR_RETURN(StdioPipes pipes, MakeStdioPipes(p.pipe_size));
-  init_ = std::make_shared<Process>("", /*init=*/true);
+  init_ = std::make_shared<Process>(p.init_exec_id.empty() ? id_ : p.init_exec_id, /*init=*/true);
 
   InitLaunch l;
   l.container_id = id_;
@@ -135,7 +135,7 @@ StatusOr<std::shared_ptr<Process>> Container::FindProcess(const std::string& exe
   if (state_ == State::kCreating) {
     return absl::FailedPreconditionError(StrCat("container ", id_, " is being created"));
   }
-  if (exec_id.empty()) return init_;
+  if (exec_id.empty() || exec_id == init_->exec_id()) return init_;
   auto it = execs_.find(exec_id);
   if (it == execs_.end()) {
     return absl::NotFoundError(StrCat("process ", exec_id, " not found in container ", id_));

@@ -33,6 +33,9 @@ class Container : public std::enable_shared_from_this<Container> {
     grpc::Spec spec;         // rewritten for the set-up process (RewriteSpecForInit)
     ContainerSpec parsed;    // the same, parsed
     std::string bundle_dir;  // <bundle base>/<id>
+    // The exec id the runtime uses for the init (upstream: the container id); an empty
+    // exec id names the init too.
+    std::string init_exec_id;
     uint32_t pipe_size = 0;
     int log_level = 0;
   };
@@ -57,7 +60,7 @@ class Container : public std::enable_shared_from_this<Container> {
   // the container in "removing"; Remove may be called again.
   Status Remove(CallContext& ctx, std::chrono::seconds timeout);
 
-  // The process for exec_id (empty: the init). NOT_FOUND if there is none.
+  // The process for exec_id (empty or the init's exec id: the init). NOT_FOUND if none.
   StatusOr<std::shared_ptr<Process>> FindProcess(const std::string& exec_id) const;
 
   State state() const;
@@ -78,7 +81,6 @@ class Container : public std::enable_shared_from_this<Container> {
   InitHandle handle_;                                      // mu_; its socket until Start
   bool starting_ = false;                                  // mu_
   std::string bundle_dir_;
-  bool made_bundle_dir_ = false;
 };
 
 }  // namespace kata

@@ -94,8 +94,8 @@ size_t Sandbox::container_count() const {
   return containers_.size();
 }
 
-Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const grpc::Spec& spec,
-                                bool sandbox_pidns) {
+Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const std::string& exec_id,
+                                const grpc::Spec& spec, bool sandbox_pidns) {
   std::shared_ptr<Container> c;
   UniqueFd pidns_copy;
   SpecRewrite rw;
@@ -135,6 +135,7 @@ Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const g
   }
   p.parsed = std::move(*parsed);
   p.bundle_dir = rw.bundle_dir;
+  p.init_exec_id = exec_id;
   p.pipe_size = cfg_.container_pipe_size;
   p.log_level = static_cast<int>(log::GetLevel());
   const bool new_pidns = rw.pid_ns_path.empty();

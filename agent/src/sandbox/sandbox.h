@@ -46,10 +46,11 @@ class Sandbox {
   // sandbox. The caller syncs and, as PID 1, powers off.
   Status DestroySandbox(CallContext& ctx, std::chrono::seconds grace);
 
-  // CreateContainer with a spec that ParseSpec accepted. sandbox_pidns: join the pid
-  // namespace of the sandbox's first container (a new one if this is the first).
-  Status CreateContainer(CallContext& ctx, const std::string& id, const grpc::Spec& spec,
-                         bool sandbox_pidns);
+  // CreateContainer with a spec that ParseSpec accepted. exec_id: what the runtime will
+  // call the init process (empty: the container id, as upstream). sandbox_pidns: join the
+  // pid namespace of the sandbox's first container (a new one if this is the first).
+  Status CreateContainer(CallContext& ctx, const std::string& id, const std::string& exec_id,
+                         const grpc::Spec& spec, bool sandbox_pidns);
   Status RemoveContainer(CallContext& ctx, const std::string& id, std::chrono::seconds timeout);
   // NOT_FOUND for an unknown id.
   StatusOr<std::shared_ptr<Container>> Get(const std::string& id) const;

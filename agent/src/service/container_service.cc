@@ -41,7 +41,8 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
         if (StatusOr<ContainerSpec> s = ParseSpec(req.oci()); !s.ok()) {
           return Annotate(s.status(), StrCat("create container ", id));
         }
-        return Annotate(sb->CreateContainer(ctx, id, req.oci(), req.sandbox_pidns()),
+        if (!req.exec_id().empty()) RETURN_IF_ERROR(ValidateId("exec_id", req.exec_id()));
+        return Annotate(sb->CreateContainer(ctx, id, req.exec_id(), req.oci(), req.sandbox_pidns()),
                         StrCat("create container ", id));
       });
 
