@@ -512,6 +512,30 @@ class SealedImage(ContainerTestBase):
         finally:
             self.c.remove("sealed")
 
+    def test_init_is_not_dumpable_until_exec(self):
+        # /proc/PID/* of a process that is not dumpable belongs to root whatever its uid; once
+        # dumpable it belongs to the process's uid. A user namespace makes the two differ.
+        os.chmod(self.agent.tmp, 0o755)
+        maps = {"UIDMappings": [{"ContainerID": 0, "HostID": 200000, "Size": 65536}],
+                "GIDMappings": [{"ContainerID": 0, "HostID": 200000, "Size": 65536}]}
+        self.c.create("dump", make_spec(self.rootfs, ["/bin/sleep", "1000"],
+                                        namespaces=("user", "mount", "uts", "ipc"), extra_linux=maps))
+        try:
+            pid = [p for p in children_of(self.agent.pid())
+                   if os.readlink(f"/proc/{p}/exe").startswith("/memfd:")][0]
+            with open(f"/proc/{pid}/status") as f:
+                uid_line = [l for l in f if l.startswith("Uid:")][0]
+            self.assertEqual(uid_line.split()[1], "200000")
+            self.assertEqual(os.stat(f"/proc/{pid}/status").st_uid, 0)  # not dumpable
+            self.c.start("dump")
+            deadline = time.time() + 5
+            while os.readlink(f"/proc/{pid}/exe").startswith("/memfd:") and time.time() < deadline:
+                time.sleep(0.01)
+            self.assertTrue(os.readlink(f"/proc/{pid}/exe").endswith("/bin/busybox"))
+            self.assertEqual(os.stat(f"/proc/{pid}/status").st_uid, 200000)  # dumpable after exec
+        finally:
+            self.c.remove("dump")
+
     def test_seals_refuse_writes_to_the_agents_image(self):
         # With no set-up process running from it, the image can be opened for writing;
         # every write, truncation and growth is refused by the seals (EPERM).
