@@ -190,7 +190,7 @@ class VM:
                 "-m", f"{mem},slots=4,maxmem=8G",
                 "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
                 "-kernel", self.kernel, "-append", self.kernel_cmdline(),
-                "-chardev", f"socket,id=con,path={self.console_sock},server=on,wait=off,logfile={self.console_log}",
+                "-chardev", f"socket,id=con,path={self.console_sock},server=on,wait=off,logfile={self.console_log},logappend=on",
                 "-serial", "chardev:con",
                 "-qmp", f"unix:{self.qmp_sock},server=on,wait=off",
                 "-device", "pvpanic-pci", "-action", "panic=exit-failure",
