@@ -162,6 +162,7 @@ int AgentMain(int argc, char** argv) {
   RegisterSandboxService(dispatcher, env);
   RegisterContainerService(dispatcher, env);
   RegisterEventsService(dispatcher, env);
+  RegisterNetworkService(dispatcher, env);
 
   static GrpcServer grpc_server(dispatcher);
   if (Status st = grpc_server.Start(); !st.ok()) return fail(st);

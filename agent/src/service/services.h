@@ -31,5 +31,6 @@ void RegisterGuestService(Dispatcher& d, ServiceEnv& env);     // GetGuestDetail
 void RegisterContainerService(Dispatcher& d, ServiceEnv& env); // containers and processes
 void RegisterSandboxService(Dispatcher& d, ServiceEnv& env);   // CreateSandbox, DestroySandbox
 void RegisterEventsService(Dispatcher& d, ServiceEnv& env);    // GetOOMEvent
+void RegisterNetworkService(Dispatcher& d, ServiceEnv& env);   // interfaces, routes, ARP, iptables
 
 }  // namespace kata
