@@ -42,9 +42,6 @@ struct NlCacheFree {
 struct NlAddrPut {
   void operator()(nl_addr* a) const { nl_addr_put(a); }
 };
-struct NlObjectPut {
-  void operator()(nl_object* o) const { nl_object_put(o); }
-};
 using NlMsgPtr = std::unique_ptr<nl_msg, NlMsgFree>;
 using NlCachePtr = std::unique_ptr<nl_cache, NlCacheFree>;
 using NlAddrPtr = std::unique_ptr<nl_addr, NlAddrPut>;
