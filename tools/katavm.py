@@ -135,7 +135,10 @@ class VM:
         self.memory_mb = memory_mb
         self.cpus = cpus
         self.max_cpus = max(max_cpus, cpus)
-        self.disks = list(disks)          # paths or dicts {path, id, format, readonly, bus}
+        # paths or dicts {path, id, format, readonly, serial, driver}; driver: virtio-blk
+        # (default: virtio-blk-pci, or virtio-blk-device on microvm) or scsi-hd (on one
+        # virtio-scsi controller, with "scsi_id" and "lun")
+        self.disks = list(disks)
         self.share_9p = share_9p          # (host_dir, tag)
         self.virtiofs = virtiofs          # (host_dir, tag)
         self.vsock = vsock
@@ -177,9 +180,21 @@ class VM:
     # ---- start/stop ----
     def kernel_cmdline(self):
         base = ["console=ttyS0", "reboot=k", "panic=-1", "printk.time=1"]
+        if self.microvm and self.accel == "tcg":
+            # microvm has no HPET or ACPI PM timer: under TCG the kernel finds nothing to
+            # calibrate the TSC against and stops early. Tell it a frequency instead.
+            base.append("tsc_early_khz=2000000")
         if self.quiet:
             base.append("quiet")
         return " ".join(base + self.cmdline)
+
+    @property
+    def microvm(self):
+        """-M microvm: no PCI; virtio devices on virtio-mmio (…-device), no hot-plug."""
+        return self.machine.startswith("microvm")
+
+    def _virtio(self, name):
+        return f"{name}-device" if self.microvm else f"{name}-pci"
 
     def qemu_argv(self):
         mem = f"{self.memory_mb}M"
@@ -187,37 +202,47 @@ class VM:
                 "-machine", f"{self.machine},accel={self.accel},memory-backend=mem",
                 "-cpu", "host" if self.accel == "kvm" else "max",
                 "-smp", f"{self.cpus},maxcpus={self.max_cpus}",
-                "-m", f"{mem},slots=4,maxmem=8G",
+                "-m", mem if self.microvm else f"{mem},slots=4,maxmem=8G",
                 "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
                 "-kernel", self.kernel, "-append", self.kernel_cmdline(),
                 "-chardev", f"socket,id=con,path={self.console_sock},server=on,wait=off,logfile={self.console_log},logappend=on",
                 "-serial", "chardev:con",
                 "-qmp", f"unix:{self.qmp_sock},server=on,wait=off",
-                "-device", "pvpanic-pci", "-action", "panic=exit-failure",
-                "-device", "virtio-rng-pci"]
+                "-device", self._virtio("virtio-rng")]
+        if not self.microvm:  # pvpanic is a PCI device here; microvm has no PCI
+            argv += ["-device", "pvpanic-pci", "-action", "panic=exit-failure"]
         if self.initrd:
             argv += ["-initrd", self.initrd]
-        for i in range(self.root_ports):
+        for i in range(0 if self.microvm else self.root_ports):
             argv += ["-device", f"pcie-root-port,id=rp{i},bus=pcie.0,chassis={i + 1},slot={i + 1}"]
         if self.vsock:
             argv += ["-chardev", f"socket,id=vsk,path={self.vhost_sock}",
-                     "-device", "vhost-user-vsock-pci,chardev=vsk"]
+                     "-device", f"{self._virtio('vhost-user-vsock')},chardev=vsk"]
+        scsi = False
         for i, d in enumerate(self.disks):
             d = {"path": d} if isinstance(d, str) else dict(d)
             did = d.get("id", f"disk{i}")
             fmt = d.get("format", "raw")
             ro = ",read-only=on" if d.get("readonly") else ""
             argv += ["-blockdev", f"driver=file,filename={d['path']},node-name={did}-file{ro}",
-                     "-blockdev", f"driver={fmt},file={did}-file,node-name={did}{ro}",
-                     "-device", f"virtio-blk-pci,drive={did},id={did}" + (f",serial={d['serial']}" if d.get("serial") else "")]
+                     "-blockdev", f"driver={fmt},file={did}-file,node-name={did}{ro}"]
+            serial = f",serial={d['serial']}" if d.get("serial") else ""
+            if d.get("driver") == "scsi-hd":
+                if not scsi:
+                    argv += ["-device", f"{self._virtio('virtio-scsi')},id=scsi0"]
+                    scsi = True
+                argv += ["-device", f"scsi-hd,bus=scsi0.0,channel=0,scsi-id={d.get('scsi_id', 0)},"
+                                    f"lun={d.get('lun', 0)},drive={did},id={did}{serial}"]
+            else:
+                argv += ["-device", f"{self._virtio('virtio-blk')},drive={did},id={did}{serial}"]
         if self.share_9p:
             host_dir, tag = self.share_9p
             argv += ["-fsdev", f"local,id=fs9p,path={host_dir},security_model=none",
-                     "-device", f"virtio-9p-pci,fsdev=fs9p,mount_tag={tag}"]
+                     "-device", f"{self._virtio('virtio-9p')},fsdev=fs9p,mount_tag={tag}"]
         if self.virtiofs:
             host_dir, tag = self.virtiofs
             argv += ["-chardev", f"socket,id=vfs,path={os.path.join(self.workdir, 'virtiofs.sock')}",
-                     "-device", f"vhost-user-fs-pci,chardev=vfs,tag={tag}"]
+                     "-device", f"{self._virtio('vhost-user-fs')},chardev=vfs,tag={tag}"]
         return argv + self.extra_qemu
 
     def _spawn(self, name, argv):
@@ -248,7 +273,7 @@ class VM:
             host_dir, _ = self.virtiofs
             sock = os.path.join(self.workdir, "virtiofs.sock")
             p = self._spawn("virtiofsd", [VIRTIOFSD, f"--socket-path={sock}", "-o", f"source={host_dir}",
-                                          "-o", "cache=auto", "--sandbox=chroot"])
+                                          "-o", "cache=auto", "-o", "sandbox=chroot"])
             self._wait_path(sock, p, "virtiofsd")
 
     def start(self):
@@ -276,6 +301,39 @@ class VM:
         self._spawn("qemu", self.qemu_argv())
         self._wait_path(self.qmp_sock, self.procs["qemu"], "qemu")
         self.qmp = QMP(self.qmp_sock)
+
+    # ---- hot-plug (QMP) ----
+    def hotplug_disk(self, path, did, bus="rp0", fmt="raw", serial=None, driver="virtio-blk-pci"):
+        """Adds a disk image as a block node and plugs a device for it into `bus` (a
+        pcie-root-port). Returns the device's PCI slot on the root bus (the port's)."""
+        self.qmp.cmd("blockdev-add", driver="file", filename=path, **{"node-name": f"{did}-file"})
+        self.qmp.cmd("blockdev-add", driver=fmt, file=f"{did}-file", **{"node-name": did})
+        args = {"driver": driver, "drive": did, "id": did, "bus": bus}
+        if serial:
+            args["serial"] = serial
+        self.qmp.cmd("device_add", **args)
+        return self.pci_slot_of(bus)
+
+    def unplug_disk(self, did, timeout=60):
+        """device_del, then waits for DEVICE_DELETED (the guest let go of it) and drops the
+        block nodes. Returns the event."""
+        self.qmp.cmd("device_del", id=did)
+        deadline = time.time() + timeout
+        while True:  # the device's own event, not its virtio backend's (no "device" in it)
+            ev = self.qmp.wait_event("DEVICE_DELETED", max(0.1, deadline - time.time()))
+            if ev.get("data", {}).get("device") == did:
+                break
+        for node in (did, f"{did}-file"):
+            self.qmp.cmd("blockdev-del", **{"node-name": node})
+        return ev
+
+    def pci_slot_of(self, qdev_id):
+        """The slot of a device on the root bus (pcie.0), from query-pci."""
+        for bus in self.qmp.cmd("query-pci"):
+            for d in bus["devices"]:
+                if d.get("qdev_id") == qdev_id:
+                    return d["slot"]
+        raise KeyError(f"{qdev_id} is not on the root bus")
 
     def kill_qemu(self):
         if self.qmp:

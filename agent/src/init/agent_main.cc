@@ -19,6 +19,8 @@
 #include "sandbox/oom_events.h"
 #include "sandbox/sandbox.h"
 #include "service/services.h"
+#include "storage/storages.h"
+#include "storage/uevent.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/reaper.h"
@@ -149,6 +151,11 @@ int AgentMain(int argc, char** argv) {
   RaiseFdLimit();
   if (Status st = Reaper::Get().Start(/*as_subreaper=*/!pid1); !st.ok()) return fail(st);
   if (pid1) Pid1Services(cfg);
+  // Device events are recorded from here on, so no hot-plugged disk or NIC is missed.
+  if (Status st = UeventMonitor::Get().Start(); !st.ok()) {
+    if (pid1) return fail(st);
+    log::Warn("no uevent monitor: device waits will time out").Kv("error", st.ToString());
+  }
 
   StatusOr<Address> addr = ParseAddress(cfg.server_addr);
   if (!addr.ok()) return fail(addr.status());
@@ -165,6 +172,8 @@ int AgentMain(int argc, char** argv) {
   env.is_pid1 = pid1;
   static OomEvents oom_events;
   env.oom_events = &oom_events;
+  static Storages storages(cfg);
+  env.storages = &storages;
   DeclareApi(dispatcher);
   RegisterHealthService(dispatcher, env);
   RegisterGuestService(dispatcher, env);
@@ -172,6 +181,7 @@ int AgentMain(int argc, char** argv) {
   RegisterContainerService(dispatcher, env);
   RegisterEventsService(dispatcher, env);
   RegisterNetworkService(dispatcher, env);
+  RegisterStorageService(dispatcher, env);
 
   static GrpcServer grpc_server(dispatcher);
   if (Status st = grpc_server.Start(); !st.ok()) return fail(st);

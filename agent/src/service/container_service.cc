@@ -8,6 +8,7 @@
 #include "runtime/spec.h"
 #include "sandbox/sandbox.h"
 #include "service/services.h"
+#include "storage/storages.h"
 
 namespace kata {
 namespace {
@@ -29,10 +30,11 @@ StatusOr<std::shared_ptr<Process>> FindProcess(Sandbox* sb, const std::string& c
 
 void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
   Sandbox* sb = env.sandbox;
+  Storages* storages = env.storages;
 
   d.Add<grpc::CreateContainerRequest, Empty>(
       "grpc.AgentService/CreateContainer",
-      [sb](CallContext& ctx, const grpc::CreateContainerRequest& req, Empty*) -> Status {
+      [sb, storages](CallContext& ctx, const grpc::CreateContainerRequest& req, Empty*) -> Status {
         const std::string& id = req.container_id();
         RETURN_IF_ERROR(ValidateId("container_id", id));
         if (!req.has_oci())
@@ -42,7 +44,13 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
           return Annotate(s.status(), StrCat("create container ", id));
         }
         if (!req.exec_id().empty()) RETURN_IF_ERROR(ValidateId("exec_id", req.exec_id()));
-        return Annotate(sb->CreateContainer(ctx, id, req.exec_id(), req.oci(), req.sandbox_pidns()),
+        // Storages and devices first (their waits and mounts), then the container.
+        return Annotate(storages->CreateContainerWith(ctx, req,
+                                                      [&](const grpc::Spec& spec) {
+                                                        return sb->CreateContainer(
+                                                            ctx, id, req.exec_id(), spec,
+                                                            req.sandbox_pidns());
+                                                      }),
                         StrCat("create container ", id));
       });
 
@@ -56,9 +64,14 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
 
   d.Add<grpc::RemoveContainerRequest, Empty>(
       "grpc.AgentService/RemoveContainer",
-      [sb](CallContext& ctx, const grpc::RemoveContainerRequest& req, Empty*) -> Status {
+      [sb, storages](CallContext& ctx, const grpc::RemoveContainerRequest& req, Empty*) -> Status {
         RETURN_IF_ERROR(ValidateId("container_id", req.container_id()));
-        return sb->RemoveContainer(ctx, req.container_id(), std::chrono::seconds(req.timeout()));
+        RETURN_IF_ERROR(
+            sb->RemoveContainer(ctx, req.container_id(), std::chrono::seconds(req.timeout())));
+        // The container's storages: unmounted when it was their last user (a failure is
+        // logged; the container is gone either way).
+        (void)storages->Release(req.container_id());
+        return absl::OkStatus();
       });
 
   d.Add<grpc::WaitProcessRequest, grpc::WaitProcessResponse>(

@@ -10,6 +10,7 @@
 #include "init/pid1.h"
 #include "sandbox/sandbox.h"
 #include "service/services.h"
+#include "storage/storages.h"
 #include "util/log.h"
 
 namespace kata {
@@ -28,10 +29,12 @@ constexpr std::chrono::milliseconds kPowerOffDelay{500};
 void RegisterSandboxService(Dispatcher& d, ServiceEnv& env) {
   Sandbox* sb = env.sandbox;
   const bool pid1 = env.is_pid1;
+  Storages* storages = env.storages;
 
   d.Add<grpc::CreateSandboxRequest, Empty>(
       "grpc.AgentService/CreateSandbox",
-      [sb, pid1](CallContext&, const grpc::CreateSandboxRequest& req, Empty*) -> Status {
+      [sb, pid1, storages](CallContext& ctx, const grpc::CreateSandboxRequest& req,
+                           Empty*) -> Status {
         if (req.hostname().size() > 64 || req.hostname().find('\0') != std::string::npos) {
           return absl::InvalidArgumentError(
               "hostname: longer than 64 bytes or contains a NUL byte");
@@ -44,13 +47,16 @@ void RegisterSandboxService(Dispatcher& d, ServiceEnv& env) {
             sethostname(req.hostname().data(), req.hostname().size()) < 0) {
           log::Warn("cannot set the guest hostname").Kv("error", ErrnoText(errno));
         }
-        return absl::OkStatus();
+        // The sandbox's storages (the shared fs, the sandbox shm), held until DestroySandbox.
+        return Annotate(storages->AddSandboxStorages(ctx, req.storages()), "CreateSandbox");
       });
 
   d.Add<grpc::DestroySandboxRequest, Empty>(
       "grpc.AgentService/DestroySandbox",
-      [sb, pid1](CallContext& ctx, const grpc::DestroySandboxRequest&, Empty*) -> Status {
+      [sb, pid1, storages](CallContext& ctx, const grpc::DestroySandboxRequest&, Empty*) -> Status {
         Status st = sb->DestroySandbox(ctx, kDestroyGrace);
+        // Every storage, newest first, once the containers are gone.
+        (void)storages->ReleaseAll();
         sync();
         if (pid1) {
           std::thread([] {

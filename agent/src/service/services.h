@@ -13,12 +13,14 @@ namespace kata {
 
 class OomEvents;
 class Sandbox;
+class Storages;
 
 struct ServiceEnv {
   const AgentConfig* config = nullptr;
   Sandbox* sandbox = nullptr;
   bool is_pid1 = false;
   OomEvents* oom_events = nullptr;  // GetOOMEvent's queue
+  Storages* storages = nullptr;     // storages and devices, reference-counted
 };
 
 inline constexpr char kAgentVersion[] = KATA_AGENT_VERSION;
@@ -32,5 +34,6 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env); // containers and
 void RegisterSandboxService(Dispatcher& d, ServiceEnv& env);   // CreateSandbox, DestroySandbox
 void RegisterEventsService(Dispatcher& d, ServiceEnv& env);    // GetOOMEvent
 void RegisterNetworkService(Dispatcher& d, ServiceEnv& env);   // interfaces, routes, ARP, iptables
+void RegisterStorageService(Dispatcher& d, ServiceEnv& env);   // CopyFile, volumes, swap
 
 }  // namespace kata
