@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "agent.pb.h"
+#include "console.h"
 #include "health.pb.h"
 #include "rpc/address.h"
 #include "transport.h"
@@ -33,6 +34,8 @@ void Usage(FILE* out) {
   fprintf(out,
           "usage: agent-ctl --addr ADDR [--proto ttrpc|grpc] [--timeout SECONDS] [--repeat N] METHOD [REQUEST]\n"
           "       agent-ctl list\n"
+          "       agent-ctl console --addr ADDR       (a shell on the debug console port, 1026)\n"
+          "       agent-ctl logs --addr ADDR [--follow] (the agent's log port, 1025)\n"
           "\n"
           "  ADDR     unix:///path | unix://@name | hvsock:///path/to/backend.sock:PORT | vsock://CID:PORT\n"
           "  METHOD   a method name (Check, Version, CreateContainer, ...) or service/method\n"
@@ -125,6 +128,8 @@ int Main(int argc, char** argv) {
     ListMethods();
     return 0;
   }
+  if (method_name == "console") return ConsoleMain(addr_s, timeout_s, argc - optind, argv + optind);
+  if (method_name == "logs") return LogsMain(addr_s, timeout_s, argc - optind, argv + optind);
   if (proto != "ttrpc" && proto != "grpc") {
     fprintf(stderr, "agent-ctl: --proto must be ttrpc or grpc\n");
     return 2;

@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "absl/strings/str_split.h"
+#include "init/debug_console.h"
+#include "init/log_port.h"
 #include "util/fs.h"
 #include "util/log.h"
 
@@ -179,7 +181,20 @@ void Pid1EarlySetup(int /*argc*/, char** argv) {
   BringUpLoopback();
 }
 
-void Pid1Services(const AgentConfig& /*cfg*/) {}
+void Pid1Services(const AgentConfig& cfg) {
+  // The log port first, so that what the others log is kept for its client.
+  if (cfg.log_vport != 0) {
+    if (Status st = StartLogPort(cfg.log_vport); !st.ok()) {
+      log::Error("cannot start the log port").Kv("error", st.ToString());
+    }
+  }
+  if (cfg.debug_console) StartSerialDebugConsole();
+  if (cfg.debug_console_vport != 0) {
+    if (Status st = StartVsockDebugConsole(cfg.debug_console_vport); !st.ok()) {
+      log::Error("cannot start the debug console on vsock").Kv("error", st.ToString());
+    }
+  }
+}
 
 void PowerOff(std::string_view reason) {
   log::Info("powering off").Kv("reason", reason);
