@@ -48,6 +48,7 @@ initrd-test: build $(GUEST)/busybox-rootfs/bin/busybox
 	  --add tests/vm/guest/kernel-smoke.sh:/usr/bin/kernel-smoke \
 	  --add $(BUILD)/bin/bpf-dev-probe:/usr/bin/bpf-dev-probe \
 	  --add $(BUILD)/bin/sysv-probe:/usr/bin/sysv-probe \
+	  --add $(BUILD)/bin/cg-probe:/usr/bin/cg-probe \
 	  $(if $(wildcard $(BUILD)/bin/vsock-echo),--add $(BUILD)/bin/vsock-echo:/usr/bin/vsock-echo) \
 	  --tree $(GUEST)/busybox-rootfs:/opt/kata-test/busybox
 

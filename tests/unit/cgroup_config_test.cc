@@ -48,8 +48,8 @@ TEST_CASE("memory.swap.max is swap minus limit; -1 is max") {
   CHECK(*SwapToCgroupV2(128 << 20, 64 << 20) == 64 << 20);
   CHECK(*SwapToCgroupV2(64 << 20, 64 << 20) == 0);  // no swap at all
   CHECK(*SwapToCgroupV2(-1, 64 << 20) == -1);
-  CHECK(*SwapToCgroupV2(0, 64 << 20) == 0);          // not given
-  CHECK(*SwapToCgroupV2(0, -1) == -1);               // unlimited memory: swap too
+  CHECK(*SwapToCgroupV2(0, 64 << 20) == 0);  // not given
+  CHECK(*SwapToCgroupV2(0, -1) == -1);       // unlimited memory: swap too
   CHECK(SwapToCgroupV2(32 << 20, 64 << 20).status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(SwapToCgroupV2(32 << 20, 0).status().code() == absl::StatusCode::kInvalidArgument);
 }
@@ -234,7 +234,8 @@ TEST_CASE("cgroupsPath: plain, systemd form, default") {
   CHECK(*CgroupRelativePath("", "c1") == "c1");
   CHECK(*CgroupRelativePath("/kubepods/pod1/c1", "c1") == "kubepods/pod1/c1");
   CHECK(*CgroupRelativePath("kubepods//pod1/", "c1") == "kubepods/pod1");
-  CHECK(*CgroupRelativePath("system.slice:kata_agent:c1", "c1") == "system.slice/kata_agent-c1.scope");
+  CHECK(*CgroupRelativePath("system.slice:kata_agent:c1", "c1") ==
+        "system.slice/kata_agent-c1.scope");
   CHECK(*CgroupRelativePath("kubepods-besteffort-pod12.slice:cri-containerd:abc", "x") ==
         "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/"
         "cri-containerd-abc.scope");

@@ -22,8 +22,9 @@ const std::map<std::string, std::string> kFiles = {
     {"memory.stat", "anon 52428800\nfile 4096\nkernel 262144\nkernel_stack 16384\n"},
     {"pids.current", "16\n"},
     {"pids.max", "16\n"},
-    {"io.stat", "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"
-                "254:16 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n"},
+    {"io.stat",
+     "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"
+     "254:16 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n"},
     {"hugetlb.2MB.current", "2097152\n"},
     {"hugetlb.2MB.events", "max 2\n"},
 };

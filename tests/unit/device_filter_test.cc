@@ -191,19 +191,18 @@ TEST_CASE("the default rules: mknod of anything, open of the usual devices only"
     uint32_t type, access, major, minor;
     int want;
   } cases[] = {
-      {kChar, R | W, 1, 3, 1},     // null
-      {kChar, R, 1, 5, 1},         // zero
-      {kChar, R, 1, 9, 1},         // urandom
-      {kChar, R | W, 5, 0, 1},     // tty
-      {kChar, R | W, 5, 2, 1},     // ptmx
-      {kChar, R | W, 136, 7, 1},   // pts/7
-      {kChar, R | W, 10, 229, 1},  // fuse
-      {kBlock, R | W, 254, 16, 1}, // the spec's own device
-      {kBlock, M, 254, 0, 1},      // mknod of a guest disk: allowed ...
-      {kBlock, R, 254, 0, 0},      // ... opening it: denied
-      {kBlock, W, 8, 0, 0},
-      {kChar, R, 1, 1, 0},         // /dev/mem
-      {kChar, R | W, 10, 200, 0},  // tun: not in the default list
+      {kChar, R | W, 1, 3, 1},                           // null
+      {kChar, R, 1, 5, 1},                               // zero
+      {kChar, R, 1, 9, 1},                               // urandom
+      {kChar, R | W, 5, 0, 1},                           // tty
+      {kChar, R | W, 5, 2, 1},                           // ptmx
+      {kChar, R | W, 136, 7, 1},                         // pts/7
+      {kChar, R | W, 10, 229, 1},                        // fuse
+      {kBlock, R | W, 254, 16, 1},                       // the spec's own device
+      {kBlock, M, 254, 0, 1},                            // mknod of a guest disk: allowed ...
+      {kBlock, R, 254, 0, 0},                            // ... opening it: denied
+      {kBlock, W, 8, 0, 0},        {kChar, R, 1, 1, 0},  // /dev/mem
+      {kChar, R | W, 10, 200, 0},                        // tun: not in the default list
   };
   for (const auto& c : cases) {
     INFO(c.type << " " << c.access << " " << c.major << ":" << c.minor);

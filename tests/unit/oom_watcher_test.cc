@@ -25,8 +25,8 @@ struct TempDir {
 };
 
 void WriteEvents(const std::string& path, int kills) {
-  std::ofstream(path, std::ios::trunc) << "low 0\nhigh 0\nmax 3\noom " << kills << "\noom_kill "
-                                       << kills << "\n";
+  std::ofstream(path, std::ios::trunc)
+      << "low 0\nhigh 0\nmax 3\noom " << kills << "\noom_kill " << kills << "\n";
 }
 
 std::string Next(OomEvents& ev) {

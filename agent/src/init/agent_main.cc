@@ -16,6 +16,7 @@
 #include "rpc/grpc_server.h"
 #include "rpc/listener.h"
 #include "rpc/ttrpc_server.h"
+#include "runtime/cgroups.h"
 #include "sandbox/oom_events.h"
 #include "sandbox/sandbox.h"
 #include "service/services.h"
@@ -172,6 +173,14 @@ int AgentMain(int argc, char** argv) {
   env.is_pid1 = pid1;
   static OomEvents oom_events;
   env.oom_events = &oom_events;
+  if (pid1 && PureCgroup2()) {
+    // Only the guest's cgroups, never a host's: the agent must be PID 1 on pure cgroup2.
+    uint64_t reserve = static_cast<uint64_t>(cfg.memory_reserve_mb) << 20;
+    if (Status st = sandbox.EnableCgroups(reserve, &oom_events); !st.ok()) {
+      log::Error("cgroups: not managed; containers run without limits")
+          .Kv("error", st.ToString());
+    }
+  }
   static Storages storages(cfg);
   env.storages = &storages;
   DeclareApi(dispatcher);
@@ -181,6 +190,7 @@ int AgentMain(int argc, char** argv) {
   RegisterContainerService(dispatcher, env);
   RegisterEventsService(dispatcher, env);
   RegisterNetworkService(dispatcher, env);
+  RegisterResourcesService(dispatcher, env);
   RegisterStorageService(dispatcher, env);
 
   static GrpcServer grpc_server(dispatcher);

@@ -92,6 +92,10 @@ std::vector<CmdlineNote> ParseKernelCmdline(std::string_view cmdline, AgentConfi
       uint32_t v;
       if (ParseU32(value, &v) && v > 0) cfg->sniff_timeout_s = v;
       else bad(key, value, std::to_string(cfg->sniff_timeout_s));
+    } else if (key == "agent.memory_reserve_mb") {
+      uint32_t v;
+      if (ParseU32(value, &v)) cfg->memory_reserve_mb = v;
+      else bad(key, value, "0 (MemTotal/16 within 64..256 MiB)");
     } else if (key == "agent.policy") {
       cfg->policy_path = std::string(value);
     } else {

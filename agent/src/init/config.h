@@ -25,6 +25,9 @@ struct AgentConfig {
   uint32_t container_pipe_size = 0;  // 0: the kernel's default pipe size
   uint32_t sniff_timeout_s = 60;     // how long a new connection may stay silent
   std::string policy_path;           // agent.policy=
+  // agent.memory_reserve_mb=: guest memory (MiB) kept out of the containers' reach for the
+  // kernel, the agent and its helpers; 0: MemTotal/16 within [64, 256] MiB.
+  uint32_t memory_reserve_mb = 0;
   // Container bundles: <bundle_dir>/<id>, where a relative root.path is found.
   std::string bundle_dir = "/run/kata-containers";
 };

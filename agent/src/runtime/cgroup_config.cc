@@ -18,8 +18,8 @@ Status Invalid(std::string_view field, const std::string& why) {
 }
 
 bool SystemdNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '-' || c == '.';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '.';
 }
 
 // "slice:prefix:name" as upstream recognizes it: three fields of [\w.-]*.
@@ -197,14 +197,14 @@ StatusOr<CgroupResources> ParseResources(const grpc::LinuxResources& r, std::str
         return Invalid(field + ".Weight", StrCat(w.weight(), " is outside 10..1000"));
       out.weight_devices.push_back({w.major(), w.minor(), w.weight()});
     }
-    RETURN_IF_ERROR(
-        ParseThrottle(b.throttlereadbpsdevice(), f("BlockIO.ThrottleReadBpsDevice"), &out.read_bps));
+    RETURN_IF_ERROR(ParseThrottle(b.throttlereadbpsdevice(), f("BlockIO.ThrottleReadBpsDevice"),
+                                  &out.read_bps));
     RETURN_IF_ERROR(ParseThrottle(b.throttlewritebpsdevice(), f("BlockIO.ThrottleWriteBpsDevice"),
                                   &out.write_bps));
     RETURN_IF_ERROR(ParseThrottle(b.throttlereadiopsdevice(), f("BlockIO.ThrottleReadIOPSDevice"),
                                   &out.read_iops));
-    RETURN_IF_ERROR(ParseThrottle(b.throttlewriteiopsdevice(),
-                                  f("BlockIO.ThrottleWriteIOPSDevice"), &out.write_iops));
+    RETURN_IF_ERROR(ParseThrottle(b.throttlewriteiopsdevice(), f("BlockIO.ThrottleWriteIOPSDevice"),
+                                  &out.write_iops));
   }
   for (int i = 0; i < r.hugepagelimits_size(); i++) {
     const auto& h = r.hugepagelimits(i);
@@ -230,7 +230,8 @@ StatusOr<CgroupResources> ParseResources(const grpc::LinuxResources& r, std::str
         return Invalid(field + ".Type", StrCat("\"", d.type(), "\" is not one of a, b, c"));
       }
       // As upstream reads the API: a number above 0, or any (0 cannot be told from unset).
-      if (d.major() > 0xfff || d.minor() > 0xfffff) return Invalid(field, "major/minor out of range");
+      if (d.major() > 0xfff || d.minor() > 0xfffff)
+        return Invalid(field, "major/minor out of range");
       rule.major = d.major() > 0 ? d.major() : -1;
       rule.minor = d.minor() > 0 ? d.minor() : -1;
       StatusOr<uint32_t> access = ParseDeviceAccess(d.access());
@@ -354,8 +355,7 @@ StatusOr<std::vector<CgroupWrite>> CgroupWrites(const CgroupResources& r,
   std::vector<CgroupWrite> w;
   if (r.memory_limit) w.push_back({"memory.max", LimitText(*r.memory_limit)});
   if (r.memory_swap || (r.memory_limit && *r.memory_limit == -1)) {
-    StatusOr<int64_t> swap =
-        SwapToCgroupV2(r.memory_swap.value_or(0), r.memory_limit.value_or(0));
+    StatusOr<int64_t> swap = SwapToCgroupV2(r.memory_swap.value_or(0), r.memory_limit.value_or(0));
     if (!swap.ok()) return Invalid("Memory.Swap", swap.status().message());
     if (*swap != 0) w.push_back({"memory.swap.max", LimitText(*swap)});
   }
@@ -389,8 +389,9 @@ StatusOr<std::vector<CgroupWrite>> CgroupWrites(const CgroupResources& r,
   for (const auto& [file, value] : r.unified) {
     // A unified entry wins over a converted value of the same single-valued file.
     if (file != "io.max" && file != "io.weight") {
-      w.erase(std::remove_if(w.begin(), w.end(), [&](const CgroupWrite& x) { return x.file == file; }),
-              w.end());
+      w.erase(
+          std::remove_if(w.begin(), w.end(), [&](const CgroupWrite& x) { return x.file == file; }),
+          w.end());
     }
     w.push_back({file, value});
   }

@@ -2,8 +2,8 @@
 // it. Everything here is pure: no system calls, so every conversion is unit-tested.
 //
 //   ASSIGN_OR_RETURN(std::string rel, CgroupRelativePath(spec.linux().cgroupspath(), id));
-//   ASSIGN_OR_RETURN(CgroupResources r, ParseResources(spec.linux().resources(), "linux.resources"));
-//   ASSIGN_OR_RETURN(std::vector<CgroupWrite> w, CgroupWrites(r));
+//   ASSIGN_OR_RETURN(CgroupResources r, ParseResources(spec.linux().resources(),
+//   "linux.resources")); ASSIGN_OR_RETURN(std::vector<CgroupWrite> w, CgroupWrites(r));
 //   // {"memory.max", "33554432"}, {"cpu.weight", "39"}, {"cpu.max", "50000 100000"}, ...
 //
 // The API's messages are proto3 without presence, and upstream reads them so: a zero
@@ -97,8 +97,8 @@ Status ParseUnifiedAnnotations(const google::protobuf::Map<std::string, std::str
 Status ValidateUnifiedName(std::string_view name);
 
 // runc's conversions.
-uint64_t CpuSharesToWeight(uint64_t shares);         // 1 + ((shares - 2) * 9999) / 262142
-uint64_t BlkioWeightToIoWeight(uint64_t weight);     // 1 + ((weight - 10) * 9999) / 990
+uint64_t CpuSharesToWeight(uint64_t shares);      // 1 + ((shares - 2) * 9999) / 262142
+uint64_t BlkioWeightToIoWeight(uint64_t weight);  // 1 + ((weight - 10) * 9999) / 990
 // memory.swap.max from OCI's memory+swap total: swap - limit; -1 -> -1 ("max"); 0 -> 0 (not
 // given); a limit of -1 with no swap given means both unlimited. INVALID_ARGUMENT when swap
 // is given without a memory limit, or is below it.

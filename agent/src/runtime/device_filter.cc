@@ -7,8 +7,8 @@ namespace {
 
 // Registers the program uses: r1 = ctx on entry (then scratch), r2 = device type,
 // r3 = accesses still undecided, r4 = major, r5 = minor, r0 = verdict.
-constexpr uint8_t R0 = BPF_REG_0, R1 = BPF_REG_1, R2 = BPF_REG_2, R3 = BPF_REG_3,
-                  R4 = BPF_REG_4, R5 = BPF_REG_5;
+constexpr uint8_t R0 = BPF_REG_0, R1 = BPF_REG_1, R2 = BPF_REG_2, R3 = BPF_REG_3, R4 = BPF_REG_4,
+                  R5 = BPF_REG_5;
 
 struct bpf_insn Insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
   struct bpf_insn i;
@@ -36,7 +36,9 @@ struct bpf_insn Mov64Imm(uint8_t dst, int32_t imm) {
 struct bpf_insn JmpImm(uint8_t op, uint8_t dst, int32_t imm) {
   return Insn(BPF_JMP | op | BPF_K, dst, 0, 0, imm);  // offset patched later
 }
-struct bpf_insn Exit() { return Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
+struct bpf_insn Exit() {
+  return Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+}
 
 int32_t DevType(char t) { return t == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR; }
 
@@ -193,8 +195,8 @@ StatusOr<std::vector<struct bpf_insn>> CompileDeviceFilter(const std::vector<Dev
   return p;
 }
 
-bool DeviceAllowed(const std::vector<DeviceRule>& rules, char type, uint32_t major,
-                   uint32_t minor, uint32_t access) {
+bool DeviceAllowed(const std::vector<DeviceRule>& rules, char type, uint32_t major, uint32_t minor,
+                   uint32_t access) {
   if (access == 0) return false;
   for (uint32_t bit = 1; bit <= kDevAccessAll; bit <<= 1) {
     if (!(access & bit)) continue;

@@ -41,9 +41,9 @@ inline constexpr uint32_t kDevAccessAll = kDevAccessMknod | kDevAccessRead | kDe
 
 struct DeviceRule {
   bool allow = false;
-  char type = 'a';      // 'a' (any), 'b', 'c'
-  int64_t major = -1;   // -1: any
-  int64_t minor = -1;   // -1: any
+  char type = 'a';     // 'a' (any), 'b', 'c'
+  int64_t major = -1;  // -1: any
+  int64_t minor = -1;  // -1: any
   uint32_t access = kDevAccessAll;
 
   bool operator==(const DeviceRule&) const = default;
@@ -67,7 +67,7 @@ StatusOr<std::vector<struct bpf_insn>> CompileDeviceFilter(const std::vector<Dev
 
 // What the rules decide for one request, evaluated directly (the reference the compiled
 // program is tested against). type: 'b' or 'c'.
-bool DeviceAllowed(const std::vector<DeviceRule>& rules, char type, uint32_t major,
-                   uint32_t minor, uint32_t access);
+bool DeviceAllowed(const std::vector<DeviceRule>& rules, char type, uint32_t major, uint32_t minor,
+                   uint32_t access);
 
 }  // namespace kata

@@ -216,6 +216,9 @@ StatusOr<InitHandle> LaunchContainerInit(CallContext& ctx, const InitLaunch& l) 
       case InitMessage::kReady:
         if (!h.pidfd)
           return fail(absl::InternalError("the set-up process was ready before sending a pid"));
+        if (l.on_ready) {
+          if (Status st = l.on_ready(); !st.ok()) return fail(st);
+        }
         h.sync = std::move(agent_end);
         return h;
       default:

@@ -39,6 +39,10 @@ struct InitLaunch {
   // Called with P1's pid before it is configured (it waits for its config): the place to
   // put it into the container's cgroup, so that everything it forks starts there.
   std::function<Status(pid_t)> before_config;
+  // Called once the container's init is ready (set up, waiting for Start): the place to
+  // apply the cgroup's resources and device rules, as runc does at procReady (the device
+  // nodes are made by then). A failure kills both processes.
+  std::function<Status()> on_ready;
   // The container's init exited (called on the reaper thread, no lock held). Registered
   // before LaunchContainerInit returns; on a failed launch it is still called once the
   // init is reaped.

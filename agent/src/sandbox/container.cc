@@ -5,6 +5,7 @@
 #include "runtime/cgroups.h"
 #include "runtime/signals.h"
 #include "runtime/stdio.h"
+#include "sandbox/oom_watcher.h"
 #include "util/log.h"
 #include "util/reaper.h"
 
@@ -59,7 +60,14 @@ Status Container::Create(CallContext& ctx, CreateParams p) {
   if (p.parsed.process.terminal) {
     return absl::UnimplementedError("process.terminal: terminals are not supported yet");
   }
+  // The container's cgroup (validated even where no cgroups are managed), made before
+  // anything runs; its resources are applied once the init is ready.
+  ASSIGN_OR_RETURN(ContainerCgroupSpec cgspec, ParseContainerCgroupSpec(p.spec, p.parsed, id_));
   ASSIGN_OR_RETURN(StdioPipes pipes, MakeStdioPipes(p.pipe_size));
+  std::shared_ptr<ContainerCgroup> cg;
+  if (!p.cgroup_parent.empty()) {
+    ASSIGN_OR_RETURN(cg, ContainerCgroup::Create(p.cgroup_parent, cgspec.relative_path));
+  }
   init_ = std::make_shared<Process>(p.init_exec_id.empty() ? id_ : p.init_exec_id, /*init=*/true);
 
   InitLaunch l;
@@ -70,8 +78,13 @@ Status Container::Create(CallContext& ctx, CreateParams p) {
   l.stdout_fd = pipes.stdout_child.get();
   l.stderr_fd = pipes.stderr_child.get();
   l.log_level = p.log_level;
-  const ContainerSpec& parsed = p.parsed;
-  l.before_config = [this, &parsed](pid_t pid) { return PlaceInContainerCgroup(pid, id_, parsed); };
+  l.before_config = [&](pid_t pid) -> Status {
+    return cg ? Annotate(cg->AddProcess(pid, cgspec.oom_score_adj), "cgroup") : absl::OkStatus();
+  };
+  l.on_ready = [&]() -> Status {
+    return cg ? Annotate(cg->Apply(cgspec.resources, cgspec.device_rules), "cgroup")
+              : absl::OkStatus();
+  };
   // The reaper thread calls this; it holds the container alive until then.
   l.on_init_exit = [self = shared_from_this()](int st) { self->OnInitExit(st); };
 
@@ -79,12 +92,21 @@ Status Container::Create(CallContext& ctx, CreateParams p) {
   pipes.stdin_child.reset();
   pipes.stdout_child.reset();
   pipes.stderr_child.reset();
-  if (!h.ok()) return h.status();
+  if (!h.ok()) {
+    if (cg) (void)cg->Destroy();
+    return h.status();
+  }
+  if (cg && p.oom_watcher) {
+    if (Status st = p.oom_watcher->Watch(id_, cg->path() + "/memory.events"); !st.ok())
+      log::Warn("no OOM events for the container").Kv("container", id_).Kv("error", st.ToString());
+  }
 
   init_->SetPid(h->pid, std::move(h->pidfd));
   init_->SetStdio(std::move(pipes.stdin_agent), std::move(pipes.stdout_agent),
                   std::move(pipes.stderr_agent));
   std::lock_guard<std::mutex> lk(mu_);
+  cgroup_ = std::move(cg);
+  oom_watcher_ = p.oom_watcher;
   handle_ = std::move(*h);
   state_ = init_->exited() ? State::kStopped : State::kCreated;
   cv_.notify_all();
@@ -158,9 +180,10 @@ Status Container::KillAll(int sig) {
     for (auto& [id, p] : execs_) procs.push_back(p);
   }
   // The init is pid 1 of the container's own pid namespace unless it joined the
-  // sandbox's: killing it kills everything in the namespace. (Cgroup-wide kill comes
-  // with cgroups.)
+  // sandbox's: killing it kills everything in the namespace. cgroup.kill reaches the
+  // rest (processes that left for the sandbox's pid namespace, or escaped the init).
   Status first = absl::OkStatus();
+  if (std::shared_ptr<ContainerCgroup> cg = Cgroup(); cg && sig == SIGKILL) first = cg->Kill();
   for (auto& p : procs) {
     Status st = p->Signal(sig);
     if (!st.ok() && first.ok()) first = st;
@@ -213,9 +236,83 @@ Status Container::Remove(CallContext& ctx, std::chrono::seconds timeout) {
   handle_.sync.reset();
   if (init_) init_->CloseStdio();
   for (auto& [id, p] : execs_) p->CloseStdio();
+  std::shared_ptr<ContainerCgroup> cg = std::move(cgroup_);
+  lk.unlock();
+  if (cg) {
+    if (oom_watcher_) oom_watcher_->Unwatch(id_);
+    if (Status d = cg->Destroy(); !d.ok())
+      log::Warn("container cgroup not removed").Kv("container", id_).Kv("error", d.ToString());
+  }
   // Its mounts lived in its own mount namespace, which went away with its last process.
   log::Info("container removed").Kv("container", id_);
   return absl::OkStatus();
+}
+
+std::shared_ptr<ContainerCgroup> Container::Cgroup(bool* paused) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (paused) *paused = paused_;
+  return cgroup_;
+}
+
+Status Container::Pause(CallContext& ctx) { return SetFrozen(ctx, true); }
+Status Container::Resume(CallContext& ctx) { return SetFrozen(ctx, false); }
+
+Status Container::SetFrozen(CallContext& ctx, bool frozen) {
+  std::shared_ptr<ContainerCgroup> cg;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!cgroup_) {
+      return absl::FailedPreconditionError(
+          StrCat("container ", id_, ": the agent manages no cgroups here (not a cgroup v2 guest)"));
+    }
+    if (state_ != State::kCreated && state_ != State::kRunning) {
+      return absl::FailedPreconditionError(StrCat("container ", id_, " is ", StateName(state_)));
+    }
+    if (freezing_) {
+      return absl::FailedPreconditionError(
+          StrCat("container ", id_, " is being paused or resumed"));
+    }
+    if (paused_ == frozen) {
+      return absl::FailedPreconditionError(
+          StrCat("container ", id_, frozen ? " is already paused" : " is not paused"));
+    }
+    freezing_ = true;
+    cg = cgroup_;
+  }
+  Status st = cg->Freeze(ctx, frozen);
+  std::lock_guard<std::mutex> lk(mu_);
+  freezing_ = false;
+  if (st.ok()) paused_ = frozen;
+  cv_.notify_all();
+  if (st.ok()) log::Info(frozen ? "container paused" : "container resumed").Kv("container", id_);
+  return st;
+}
+
+Status Container::Update(const CgroupResources& r) {
+  std::shared_ptr<ContainerCgroup> cg;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (state_ == State::kCreating || state_ == State::kRemoving)
+      return absl::FailedPreconditionError(StrCat("container ", id_, " is ", StateName(state_)));
+    cg = cgroup_;
+  }
+  if (!cg) {
+    return absl::FailedPreconditionError(
+        StrCat("container ", id_, ": the agent manages no cgroups here (not a cgroup v2 guest)"));
+  }
+  return cg->Update(r);
+}
+
+Status Container::Stats(grpc::CgroupStats* out) {
+  std::shared_ptr<ContainerCgroup> cg;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (state_ == State::kCreating)
+      return absl::FailedPreconditionError(StrCat("container ", id_, " is being created"));
+    cg = cgroup_;
+  }
+  if (!cg) return absl::OkStatus();  // no cgroup of its own: nothing to report
+  return cg->Stats(out);
 }
 
 }  // namespace kata

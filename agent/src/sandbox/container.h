@@ -16,14 +16,18 @@
 #include <mutex>
 #include <string>
 
+#include "agent.pb.h"
 #include "oci.pb.h"
 #include "rpc/call_context.h"
+#include "runtime/cgroups.h"
 #include "runtime/launcher.h"
 #include "runtime/spec.h"
 #include "sandbox/process.h"
 #include "util/status.h"
 
 namespace kata {
+
+class OomWatcher;
 
 class Container : public std::enable_shared_from_this<Container> {
  public:
@@ -38,6 +42,9 @@ class Container : public std::enable_shared_from_this<Container> {
     std::string init_exec_id;
     uint32_t pipe_size = 0;
     int log_level = 0;
+    // The containers' parent cgroup; empty: cgroups are not managed (not the guest).
+    std::string cgroup_parent;
+    OomWatcher* oom_watcher = nullptr;  // told about the container's memory.events
   };
 
   explicit Container(std::string id) : id_(std::move(id)) {}
@@ -60,6 +67,14 @@ class Container : public std::enable_shared_from_this<Container> {
   // the container in "removing"; Remove may be called again.
   Status Remove(CallContext& ctx, std::chrono::seconds timeout);
 
+  // cgroup v2 (FAILED_PRECONDITION when the agent manages no cgroups). Pause freezes the
+  // container's cgroup and returns once the kernel says it is frozen; Resume thaws it.
+  Status Pause(CallContext& ctx);
+  Status Resume(CallContext& ctx);
+  // UpdateContainer: all of it or nothing (see ContainerCgroup::Update).
+  Status Update(const CgroupResources& r);
+  Status Stats(grpc::CgroupStats* out);
+
   // The process for exec_id (empty or the init's exec id: the init). NOT_FOUND if none.
   StatusOr<std::shared_ptr<Process>> FindProcess(const std::string& exec_id) const;
 
@@ -80,7 +95,14 @@ class Container : public std::enable_shared_from_this<Container> {
   std::map<std::string, std::shared_ptr<Process>> execs_;  // mu_ (ExecProcess, not yet)
   InitHandle handle_;                                      // mu_; its socket until Start
   bool starting_ = false;                                  // mu_
+  bool paused_ = false, freezing_ = false;                 // mu_
   std::string bundle_dir_;
+  // mu_: the container's cgroup (cgroups managed only), from Create until Remove. Callers
+  // take a reference under mu_ and use it without the lock.
+  std::shared_ptr<ContainerCgroup> cgroup_;
+  OomWatcher* oom_watcher_ = nullptr;  // set in Create, then constant
+  std::shared_ptr<ContainerCgroup> Cgroup(bool* paused = nullptr) const;
+  Status SetFrozen(CallContext& ctx, bool frozen);
 };
 
 }  // namespace kata

@@ -35,7 +35,8 @@ Status OomWatcher::Watch(const std::string& id, const std::string& path) {
   int wd = inotify_add_watch(inotify_.get(), path.c_str(), IN_MODIFY);
   if (wd < 0) return ErrnoError(errno, "inotify_add_watch ", path);
   Entry e{id, path, 0};
-  if (StatusOr<std::string> t = ReadFileString(path); t.ok()) e.oom_kills = ParseFlatKeyed(*t)["oom_kill"];
+  if (StatusOr<std::string> t = ReadFileString(path); t.ok())
+    e.oom_kills = ParseFlatKeyed(*t)["oom_kill"];
   by_wd_[wd] = std::move(e);
   wd_of_[id] = wd;
   return absl::OkStatus();

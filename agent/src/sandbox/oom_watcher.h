@@ -44,8 +44,8 @@ class OomWatcher {
   UniqueFd inotify_, stop_;
   std::thread thread_;
   std::mutex mu_;
-  std::map<int, Entry> by_wd_;         // mu_
-  std::map<std::string, int> wd_of_;   // mu_
+  std::map<int, Entry> by_wd_;        // mu_
+  std::map<std::string, int> wd_of_;  // mu_
 };
 
 }  // namespace kata

@@ -22,6 +22,15 @@ Status Sandbox::Init() {
   return absl::OkStatus();
 }
 
+Status Sandbox::EnableCgroups(uint64_t memory_reserve, OomEvents* oom_events) {
+  ASSIGN_OR_RETURN(guest_cgroups_, GuestCgroups::SetUp({memory_reserve}));
+  if (Status st = guest_cgroups_->WatchMemoryHotplug(); !st.ok()) {
+    log::Warn("cgroups: memory hot-plug not followed").Kv("error", st.ToString());
+  }
+  oom_watcher_ = std::make_unique<OomWatcher>(oom_events);
+  return oom_watcher_->Start();
+}
+
 Status Sandbox::CreateSandbox(const std::string& hostname, const std::string& sandbox_id) {
   std::lock_guard<std::mutex> lk(mu_);
   if (created_) {
@@ -138,6 +147,8 @@ Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const s
   p.init_exec_id = exec_id;
   p.pipe_size = cfg_.container_pipe_size;
   p.log_level = static_cast<int>(log::GetLevel());
+  if (guest_cgroups_) p.cgroup_parent = guest_cgroups_->containers_parent();
+  p.oom_watcher = oom_watcher_.get();
   const bool new_pidns = rw.pid_ns_path.empty();
   if (Status st = c->Create(ctx, std::move(p)); !st.ok()) {
     drop();

@@ -25,7 +25,9 @@
 #include "agent.pb.h"
 #include "init/config.h"
 #include "rpc/call_context.h"
+#include "runtime/guest_cgroups.h"
 #include "sandbox/container.h"
+#include "sandbox/oom_watcher.h"
 #include "util/status.h"
 #include "util/unique_fd.h"
 
@@ -37,6 +39,10 @@ class Sandbox {
   // At agent start: the sealed self image every container set-up runs from.
   Status Init();
   const AgentConfig& config() const { return cfg_; }
+  // As PID 1 on a cgroup v2 guest, before serving: the guest's cgroup tree
+  // (runtime/guest_cgroups) and the producer of OOM events. Without it containers get no
+  // cgroup of their own.
+  Status EnableCgroups(uint64_t memory_reserve, OomEvents* oom_events);
 
   // CreateSandbox: hostname (containers with their own uts namespace and no hostname of
   // their own get it) and sandbox_id. A second call before DestroySandbox is
@@ -62,6 +68,9 @@ class Sandbox {
 
  private:
   const AgentConfig& cfg_;
+  // Set by EnableCgroups before serving, then constant.
+  std::unique_ptr<GuestCgroups> guest_cgroups_;
+  std::unique_ptr<OomWatcher> oom_watcher_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Container>> containers_;  // mu_
   bool created_ = false;                                          // mu_

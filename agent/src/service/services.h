@@ -34,6 +34,7 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env); // containers and
 void RegisterSandboxService(Dispatcher& d, ServiceEnv& env);   // CreateSandbox, DestroySandbox
 void RegisterEventsService(Dispatcher& d, ServiceEnv& env);    // GetOOMEvent
 void RegisterNetworkService(Dispatcher& d, ServiceEnv& env);   // interfaces, routes, ARP, iptables
+void RegisterResourcesService(Dispatcher& d, ServiceEnv& env); // Update/Stats/Pause/ResumeContainer
 void RegisterStorageService(Dispatcher& d, ServiceEnv& env);   // CopyFile, volumes, swap
 
 }  // namespace kata
