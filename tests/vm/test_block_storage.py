@@ -180,12 +180,15 @@ class BlockStorage(unittest.TestCase):
         self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
         self.assertIn("unsupported", e.exception.message)
 
-    def test_5_scsi_disk_by_scsi_address(self):
+    def test_5_scsi_disk_by_scsi_address_with_fs_group(self):
+        storage = blk("0:1", f"{STORAGE_DIR}/scsi", driver="scsi")
+        storage["fs_group"] = {"group_id": 3000, "group_change_policy": "OnRootMismatch"}
         status, out = self.g.run(
-            "scsi", ["cat", "/scsi/hello.txt"], mounts=[bind(f"{STORAGE_DIR}/scsi", "/scsi")],
-            storages=[blk("0:1", f"{STORAGE_DIR}/scsi", driver="scsi")])
+            "scsi", ["/bin/sh", "-c", "cat /scsi/hello.txt; stat -c '%g %a' /scsi /scsi/hello.txt"],
+            mounts=[bind(f"{STORAGE_DIR}/scsi", "/scsi")], storages=[storage])
         self.assertEqual(status, 0, out)
-        self.assertEqual(out, "from the scsi disk\n")
+        # fs_group: the volume's group, g+rw on files, g+rwx and setgid on directories.
+        self.assertEqual(out, "from the scsi disk\n3000 2775\n3000 664\n")
 
     def test_6_add_swap_by_pci_path(self):
         slot = self.port(4)

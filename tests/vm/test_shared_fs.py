@@ -163,6 +163,16 @@ class SharedFs(unittest.TestCase):
                                  mounts=[bind(LOCAL, "/l")], storages=storages[1:])
         self.assertEqual((status, out), (0, "a\nb\n777\n"))
 
+    def test_5b_hugetlbfs_ephemeral(self):
+        mp = "/run/kata-containers/sandbox/ephemeral/huge"
+        storage = {"driver": "ephemeral", "source": "nodev", "fstype": "hugetlbfs", "mount_point": mp,
+                   "options": [f"pagesize={2 * MiB},size={4 * MiB}"]}
+        status, out = self.g.run("huge", ["/bin/sh", "-c", "grep HugePages_Total /proc/meminfo; "
+                                          "grep ' /huge ' /proc/self/mountinfo | sed 's/.* - //'"],
+                                 mounts=[bind(mp, "/huge")], storages=[storage])
+        self.assertEqual(status, 0, out)
+        self.assertRegex(out, r"HugePages_Total:\s+2\nhugetlbfs nodev .*pagesize=2M")
+
     def test_6_copy_file_chunks_modes_owner_and_refusals(self):
         data = os.urandom(3 * MiB)
         path = "/run/kata-containers/copytest/sub/data.bin"
