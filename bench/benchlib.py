@@ -9,6 +9,8 @@ import sys
 
 SRC_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BUILD_DIR = os.environ.get("KATA_BUILD_DIR") or os.path.join(SRC_DIR, "build")
+# The ttrpc-only flavour of the agent (-DKATA_GRPC=OFF), built there by `make bench`.
+TTRPC_BUILD_DIR = os.environ.get("KATA_TTRPC_BUILD_DIR") or os.path.join(SRC_DIR, "build-bench-ttrpc")
 sys.path.insert(0, os.path.join(SRC_DIR, "tests", "lib"))
 sys.path.insert(0, os.path.join(SRC_DIR, "tools"))
 

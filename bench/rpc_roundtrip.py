@@ -7,7 +7,7 @@ time, back to back); with 8 connections the rate is the sum of the 8 processes' 
 running at once. Runs alternate between the protocols so both see the same machine load.
 The ttrpc records use gRPC with the same number of connections as their reference.
 
-  BENCH_RUNS (default 5) runs of BENCH_CALLS (default 4000) calls per connection.
+  BENCH_RUNS (default 20) runs of BENCH_CALLS (default 2000) calls per connection.
 """
 import json
 import os
@@ -21,8 +21,8 @@ from benchlib import BUILD_DIR, emit, record  # noqa: E402
 
 AGENT = os.path.join(BUILD_DIR, "bin", "kata-agent")
 AGENT_CTL = os.path.join(BUILD_DIR, "bin", "agent-ctl")
-RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-CALLS = int(os.environ.get("BENCH_CALLS", "4000"))
+RUNS = int(os.environ.get("BENCH_RUNS", "20"))
+CALLS = int(os.environ.get("BENCH_CALLS", "2000"))
 
 
 def rate(addr, proto, conns, calls):
@@ -57,9 +57,10 @@ def main():
             for conns in (1, 8):
                 for proto in ("grpc", "ttrpc"):
                     samples[(proto, conns)].append(rate(addr, proto, conns, CALLS))
+        load = os.getloadavg()[0]
         for conns in (1, 8):
             note = (f"{CALLS} sequential calls per connection, one agent-ctl process per connection; "
-                    f"{os.cpu_count()} CPUs shared by client and agent")
+                    f"{os.cpu_count()} CPUs shared by client and agent, load average {load:.1f}")
             emit(record(f"rpc_check_per_s_grpc_{conns}conn", samples[("grpc", conns)], "calls/s", "none", [],
                         note=note, lower_is_better=False))
             emit(record(f"rpc_check_per_s_ttrpc_{conns}conn", samples[("ttrpc", conns)], "calls/s",

@@ -1,6 +1,16 @@
 #!/usr/bin/python3
 """`make bench`: runs every bench/*.py benchmark (each prints JSON records), writes
-bench/results/latest.json and bench/results/REPORT.md. Never fails the build on a figure."""
+bench/results/latest.json, bench/results/REPORT.md and PNG plots beside them. Never fails the
+build on a figure.
+
+A benchmark is any bench/*.py but this file and the helper modules (*lib.py): run with no
+arguments, it prints one JSON record per line (benchlib.record's schema) and may print
+progress on stderr; exit 0 when it had to skip (say why on stderr). bench/analysis.md, the
+written account of what dominates each MISS, is copied into the report.
+
+  bench/run.py [SUBSTRING...]   only the benchmarks whose file name contains one of them
+                                (the other records of latest.json are kept)
+"""
 import datetime
 import json
 import os
@@ -10,7 +20,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-SKIP = {"run.py", "benchlib.py"}
+SKIP = {"run.py"}
+ANALYSIS = os.path.join(HERE, "analysis.md")
 
 
 def fmt(v):
@@ -26,19 +37,94 @@ def verdict(r):
     if t is None:
         return ""
     v = r["value"] if r.get("target_on", "value") == "value" else r["ratio"]
+    if v is None:
+        return "MISS"
     ok = v <= t if r.get("lower_is_better", True) else v >= t
     return "PASS" if ok else "MISS"
 
 
+def fmt_load(load):
+    return ", ".join(f"{x:.2f}" for x in load)
+
+
+def plots(records):
+    """One PNG per benchmark file: for each unit a panel of value-vs-reference bars (median,
+    p90 whisker). Returns the file names written (none without matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench: no matplotlib (python3-matplotlib): no plots")
+        return []
+    by_bench = {}
+    for r in records:
+        by_bench.setdefault(r.get("bench", "other").replace(".py", ""), []).append(r)
+    written = []
+    for bench, rs in sorted(by_bench.items()):
+        units = sorted({r["unit"] for r in rs})
+        fig, axes = plt.subplots(len(units), 1, figsize=(9, 1.2 + 0.55 * len(rs) + 0.6 * len(units)), squeeze=False)
+        for ax, unit in zip(axes[:, 0], units):
+            ur = [r for r in rs if r["unit"] == unit]
+            ys = list(range(len(ur)))
+            vals = [r["value"] for r in ur]
+            errs = [max(0.0, (r.get("p90") or r["value"]) - r["value"]) for r in ur]
+            refs = [r.get("reference_value") or 0 for r in ur]
+            ref_errs = [max(0.0, (r.get("reference_p90") or 0) - (r.get("reference_value") or 0)) for r in ur]
+            ax.barh([y + 0.2 for y in ys], vals, 0.4, xerr=errs, label="value", color="#3b7dd8")
+            ax.barh([y - 0.2 for y in ys], refs, 0.4, xerr=ref_errs, label="reference", color="#b0b0b0")
+            for y, r in zip(ys, ur):
+                tag = f" x{r['ratio']:.2f}" if r.get("ratio") else ""
+                v = verdict(r)
+                ax.text(r["value"], y + 0.2, f" {fmt(r['value'])}{tag} {v}", va="center", fontsize=7)
+            ax.set_yticks(ys)
+            ax.set_yticklabels([r["name"] for r in ur], fontsize=7)
+            ax.set_xlabel(unit, fontsize=8)
+            ax.tick_params(axis="x", labelsize=7)
+        axes[0, 0].set_title(f"{bench}: median (p90 whisker), value vs reference", fontsize=9)
+        axes[0, 0].legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        name = f"{bench}.png"
+        fig.savefig(os.path.join(RESULTS, name), dpi=90)
+        plt.close(fig)
+        written.append(name)
+    boot = {r["name"]: r for r in records if r["name"].startswith("boot_")}
+    stages = ("qemu_to_kernel", "kernel_to_init", "init_to_listening", "listening_to_check")
+    if all(f"boot_{st}_ms" in boot for st in stages):
+        fig, ax = plt.subplots(figsize=(9, 2.4))
+        colors = ("#9e9e9e", "#3b7dd8", "#e0a030", "#50a050")
+        for row, key, label in ((1, "value", "our kernel"), (0, "reference_value", "Debian stock kernel")):
+            left = 0.0
+            for st, c in zip(stages, colors):
+                w = boot[f"boot_{st}_ms"].get(key) or 0
+                if w:
+                    ax.barh(row, w, left=left, color=c, label=st if row == 1 else None)
+                    ax.text(left + w / 2, row, f"{w:.0f}", ha="center", va="center", fontsize=7)
+                left += w
+        ax.set_yticks([0, 1])
+        ax.set_yticklabels(["Debian stock kernel\n(up to /init)", "our kernel"], fontsize=8)
+        ax.set_xlabel("ms from QEMU start (medians)", fontsize=8)
+        ax.set_title("boot breakdown under QEMU", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(os.path.join(RESULTS, "boot_breakdown.png"), dpi=90)
+        plt.close(fig)
+        written.append("boot_breakdown.png")
+    return written
+
+
 def main():
     only = sys.argv[1:]
-    scripts = sorted(f for f in os.listdir(HERE) if f.endswith(".py") and f not in SKIP)
+    scripts = sorted(f for f in os.listdir(HERE)
+                     if f.endswith(".py") and f not in SKIP and not f.endswith("lib.py"))
+    load_start = os.getloadavg()
     if only:
         scripts = [s for s in scripts if any(o in s for o in only)]
     records, failures = [], []
     for s in scripts:
         print(f"bench: {s}", flush=True)
-        p = subprocess.run([sys.executable, os.path.join(HERE, s)], capture_output=True, text=True)
+        p = subprocess.run([sys.executable, os.path.join(HERE, s)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
         for line in p.stdout.splitlines():
             line = line.strip()
             if line.startswith("{"):
@@ -52,6 +138,8 @@ def main():
         if p.returncode != 0:
             failures.append((s, p.returncode, p.stderr[-2000:]))
             print(f"  {s} failed ({p.returncode}): {p.stderr[-500:]}")
+        elif "skipped" in p.stderr:
+            print("  " + p.stderr.strip().splitlines()[-1])
     os.makedirs(RESULTS, exist_ok=True)
     prev = {}
     latest = os.path.join(RESULTS, "latest.json")
@@ -61,21 +149,44 @@ def main():
     for r in records:
         prev[r["name"]] = r
     merged = sorted(prev.values(), key=lambda r: (r.get("bench", ""), r["name"]))
+    load_end = os.getloadavg()
     meta = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count()}
+            "host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
+            "loadavg_start": [round(x, 2) for x in load_start], "loadavg_end": [round(x, 2) for x in load_end],
+            "benchmarks_run": scripts}
     with open(latest, "w") as f:
         json.dump({"meta": meta, "records": merged}, f, indent=1)
+    figures = plots(merged)
     with open(os.path.join(RESULTS, "REPORT.md"), "w") as f:
         f.write("# Benchmark report\n\n")
         f.write(f"Generated by `make bench` on {meta['date']} ({meta['cpus']} CPUs, kernel {meta['kernel']}). "
                 "Every figure is the median of its runs, measured side by side with its reference in "
                 "the same run; the ratio is value / reference. Targets print PASS/MISS and never fail the build.\n\n")
+        f.write(f"Load average (1, 5, 15 min) at the start {fmt_load(load_start)}, at the end {fmt_load(load_end)}: "
+                "the machine is shared, so read the ratios, not the absolute numbers. Each record's "
+                "note gives the load seen during its own benchmark.\n\n")
+        targets = [r for r in merged if r.get("target") is not None]
+        if targets:
+            f.write("## Targets\n\n| target | on | value | verdict |\n|---|---|---|---|\n")
+            for r in targets:
+                on = r.get("target_on", "value")
+                v = r["value"] if on == "value" else r.get("ratio")
+                cmp = ">=" if not r.get("lower_is_better", True) else "<="
+                f.write(f"| {r['name']} {cmp} {fmt(r['target'])} | {on} | {fmt(v)} | {verdict(r)} |\n")
+            f.write("\n")
         f.write("| benchmark | value | unit | p90 | reference | reference value | ratio | runs | target |\n")
         f.write("|---|---|---|---|---|---|---|---|---|\n")
         for r in merged:
             t = f"{fmt(r.get('target'))} {verdict(r)}" if r.get("target") is not None else ""
             f.write(f"| {r['name']} | {fmt(r['value'])} | {r['unit']} | {fmt(r.get('p90'))} | {r.get('reference', '')} "
                     f"| {fmt(r.get('reference_value'))} | {fmt(r.get('ratio'))} | {r.get('runs')} | {t} |\n")
+        if figures:
+            f.write("\n## Figures\n\nMedian of each benchmark beside its reference; the whisker is the p90.\n\n")
+            for name in figures:
+                f.write(f"![{name}]({name})\n\n")
+        if os.path.exists(ANALYSIS):
+            with open(ANALYSIS) as a:
+                f.write("\n" + a.read().strip() + "\n")
         notes = [r for r in merged if r.get("note")]
         if notes:
             f.write("\n## Notes\n\n")

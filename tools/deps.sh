@@ -14,6 +14,7 @@ PKGS=(
   golang-go golang-github-containerd-ttrpc-dev
   python3 python3-grpcio python3-protobuf
   socat jq gnuplot-nox
+  python3-matplotlib linux-perf valgrind
 )
 
 missing=()

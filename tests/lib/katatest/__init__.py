@@ -55,7 +55,8 @@ def require_root(test):
 class HostAgent:
     """The real agent binary as a normal process on a unix socket in a temp dir."""
 
-    def __init__(self, extra_args=(), env=None, log_level="debug"):
+    def __init__(self, extra_args=(), env=None, log_level="debug", agent=None):
+        self.agent = agent or AGENT  # another build of the agent (the ttrpc-only flavour)
         self.tmp = tempfile.mkdtemp(prefix="kata-host-")
         self.sock = os.path.join(self.tmp, "agent.sock")
         self.addr = "unix://" + self.sock
@@ -67,7 +68,7 @@ class HostAgent:
 
     def start(self, wait=True):
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([AGENT, "--server-addr", self.addr, "--log-level", self.log_level]
+        self.proc = subprocess.Popen([self.agent, "--server-addr", self.addr, "--log-level", self.log_level]
                                      + self.extra_args, stdout=log, stderr=subprocess.STDOUT,
                                      env=self.env, start_new_session=True)
         log.close()
