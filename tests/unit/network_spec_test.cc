@@ -72,6 +72,14 @@ TEST_CASE("bad interface requests name the bad field") {
   in.set_name("eth0");
   a->set_family(types::v6);
   CHECK(code_and_msg(in).find("family v6") != std::string::npos);
+  a->set_family(types::v4);
+  in.set_devicepath("02/zz");
+  CHECK(code_and_msg(in).find("02/zz") != std::string::npos);
+  in.set_devicepath("02/00");
+  auto ok = InterfaceFromProto(in);
+  REQUIRE(ok.ok());
+  REQUIRE(ok->device_path.has_value());
+  CHECK(ok->device_path->ToString() == "02/00");
 }
 
 TEST_CASE("routes convert: default forms, families, preferred source") {

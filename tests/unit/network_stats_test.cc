@@ -1,12 +1,5 @@
-#include <unistd.h>
 #include <catch2/catch.hpp>
 
-#include <chrono>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-
-#include "network/pci_net.h"
 #include "network/stats.h"
 
 using namespace kata::net;
@@ -50,31 +43,4 @@ TEST_CASE("the agent's own network namespace has counters, lo among them") {
   bool lo = false;
   for (const auto& n : *s) lo |= n.name == "lo";
   CHECK(lo);
-}
-
-TEST_CASE("PCI paths: hex slots from the root bus down") {
-  CHECK(ParsePciPath("02/00").value() == std::vector<int>{2, 0});
-  CHECK(ParsePciPath("1f").value() == std::vector<int>{0x1f});
-  for (const char* bad : {"", "2/0", "02/", "020", "20/00", "0g"}) {
-    auto r = ParsePciPath(bad);
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
-  }
-}
-
-TEST_CASE("a NIC is found by PCI path in a sysfs tree, and waited for") {
-  namespace fs = std::filesystem;
-  fs::path root = fs::temp_directory_path() / ("kata-pci-" + std::to_string(getpid()));
-  fs::remove_all(root);
-  fs::create_directories(root / "0000:00:02.0" / "0000:01:00.0");
-  fs::create_directories(root / "0000:00:03.0" / "net" / "eth1");
-  CHECK(PciNetInterface(root, {3}).value() == "eth1");
-  CHECK(PciNetInterface(root, {2, 0}).status().code() == absl::StatusCode::kNotFound);
-  CHECK(PciNetInterface(root, {4}).status().code() == absl::StatusCode::kNotFound);
-  auto timed_out = WaitForPciNetInterface("02/00", std::chrono::milliseconds(50), root);
-  CHECK(timed_out.status().code() == absl::StatusCode::kDeadlineExceeded);
-  // A virtio NIC: net/ under the virtio device.
-  fs::create_directories(root / "0000:00:02.0" / "0000:01:00.0" / "virtio1" / "net" / "eth2");
-  CHECK(WaitForPciNetInterface("02/00", std::chrono::milliseconds(50), root).value() == "eth2");
-  fs::remove_all(root);
 }

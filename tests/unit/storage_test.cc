@@ -134,6 +134,11 @@ TEST_CASE("PCI path: matched against device paths without sysfs") {
   CHECK(MatchPciDevpath("/devices/pci0000:00/0000:00:05.0/virtio4/net/eth1", one, &rest));
   CHECK(rest == "virtio4/net/eth1");
   CHECK_FALSE(IsVirtioBlockRest(rest));
+  CHECK(IsNetInterfaceRest(rest));
+  CHECK(IsNetInterfaceRest("net/eth0"));  // a NIC that is not virtio
+  CHECK_FALSE(IsNetInterfaceRest("virtio4/net/"));
+  CHECK_FALSE(IsNetInterfaceRest("virtio4/net/eth1/queues"));
+  CHECK_FALSE(IsNetInterfaceRest("virtio2/block/vdb"));
   CHECK_FALSE(IsVirtioBlockRest("virtio/block/vda"));
   CHECK_FALSE(IsVirtioBlockRest("virtio1/block/"));
 }

@@ -6,8 +6,8 @@
 #include "network/links.h"
 #include "network/neighbours.h"
 #include "network/netlink.h"
-#include "network/pci_net.h"
 #include "network/routes.h"
+#include "storage/device_wait.h"
 #include "util/log.h"
 
 namespace kata::net {
@@ -27,11 +27,18 @@ StatusOr<std::vector<LinkInfo>> AllLinks(NlSocket& nl) {
 
 }  // namespace
 
-StatusOr<LinkInfo> GuestNetwork::UpdateInterface(const InterfaceConfig& cfg) {
-  if (!cfg.device_path.empty()) {
+StatusOr<LinkInfo> GuestNetwork::UpdateInterface(CallContext& ctx, const InterfaceConfig& cfg) {
+  if (cfg.device_path) {
     // Outside the lock: a hot-plugged NIC may take a while to appear.
-    ASSIGN_OR_RETURN(std::string dev, WaitForPciNetInterface(cfg.device_path, hotplug_timeout_));
-    log::Debug("network interface appeared").Kv("device_path", cfg.device_path).Kv("name", dev);
+    ASSIGN_OR_RETURN(Uevent ev, WaitForPciDevice(
+                                    ctx, *cfg.device_path, "net",
+                                    [](const Uevent&, std::string_view rest) {
+                                      return IsNetInterfaceRest(rest);
+                                    },
+                                    hotplug_timeout_, "network interface"));
+    log::Debug("network interface appeared")
+        .Kv("device_path", cfg.device_path->ToString())
+        .Kv("name", ev.interface);
   }
   std::lock_guard<std::mutex> lk(mu_);
   ASSIGN_OR_RETURN(NlSocket nl, NlSocket::Open());

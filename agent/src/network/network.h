@@ -6,7 +6,7 @@
 //
 //   GuestNetwork net(std::chrono::seconds(cfg.hotplug_timeout_s));
 //   ASSIGN_OR_RETURN(net::InterfaceConfig ic, net::InterfaceFromProto(req.interface()));
-//   ASSIGN_OR_RETURN(net::LinkInfo link, net.UpdateInterface(ic));
+//   ASSIGN_OR_RETURN(net::LinkInfo link, net.UpdateInterface(ctx, ic));
 #pragma once
 
 #include <chrono>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "network/spec.h"
+#include "rpc/call_context.h"
 #include "util/status.h"
 
 namespace kata::net {
@@ -24,10 +25,11 @@ class GuestNetwork {
   explicit GuestNetwork(std::chrono::milliseconds hotplug_timeout)
       : hotplug_timeout_(hotplug_timeout) {}
 
-  // Waits for the NIC at cfg.device_path (if given), finds the link by cfg.hw_addr, else
+  // Waits for the NIC at cfg.device_path (if given; through the uevent monitor, with one PCI
+  // rescan, as block devices are awaited), finds the link by cfg.hw_addr, else
   // by cfg.name (NOT_FOUND), renames it, sets the MTU and raw flags, brings it up, and
   // makes cfg.addresses its addresses. Returns the link as the kernel then has it.
-  StatusOr<LinkInfo> UpdateInterface(const InterfaceConfig& cfg);
+  StatusOr<LinkInfo> UpdateInterface(CallContext& ctx, const InterfaceConfig& cfg);
 
   // Replaces the routes of the managed links (those UpdateInterface configured, and
   // those the routes name) with `routes`, ordered by OrderRoutes. Returns every route of

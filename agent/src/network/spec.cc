@@ -47,7 +47,9 @@ StatusOr<InterfaceConfig> InterfaceFromProto(const types::Interface& in) {
     }
   }
   c.raw_flags = in.raw_flags();
-  c.device_path = in.devicepath();
+  if (!in.devicepath().empty()) {
+    ASSIGN_OR_RETURN(c.device_path, ParsePciPath(in.devicepath()));
+  }
   return c;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "network/ip.h"
+#include "storage/pci_path.h"
 #include "types.pb.h"
 #include "util/status.h"
 
@@ -28,8 +29,8 @@ struct InterfaceConfig {
   std::string name;            // empty: keep the current name
   uint32_t mtu = 0;            // 0: keep the current MTU
   std::vector<IpPrefix> addresses;
-  uint32_t raw_flags = 0;   // IFF_* as the host saw them (see links.h for which apply)
-  std::string device_path;  // PCI path of a hot-plugged NIC, e.g. "02/00"
+  uint32_t raw_flags = 0;              // IFF_* as the host saw them (see links.h for which apply)
+  std::optional<PciPath> device_path;  // of a hot-plugged NIC, e.g. "02/00"
 };
 
 struct RouteConfig {

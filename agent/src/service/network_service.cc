@@ -20,12 +20,12 @@ void RegisterNetworkService(Dispatcher& d, ServiceEnv& env) {
 
   d.Add<grpc::UpdateInterfaceRequest, types::Interface>(
       "grpc.AgentService/UpdateInterface",
-      [nw](CallContext&, const grpc::UpdateInterfaceRequest& req,
+      [nw](CallContext& ctx, const grpc::UpdateInterfaceRequest& req,
            types::Interface* resp) -> Status {
         if (!req.has_interface())
           return absl::InvalidArgumentError("UpdateInterface: no interface");
         ASSIGN_OR_RETURN(net::InterfaceConfig cfg, net::InterfaceFromProto(req.interface()));
-        ASSIGN_OR_RETURN(net::LinkInfo link, nw->UpdateInterface(cfg));
+        ASSIGN_OR_RETURN(net::LinkInfo link, nw->UpdateInterface(ctx, cfg));
         net::LinkToProto(link, resp);
         return absl::OkStatus();
       });

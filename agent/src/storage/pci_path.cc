@@ -124,16 +124,36 @@ bool MatchPciDevpath(std::string_view devpath, const PciPath& path, std::string*
   return true;
 }
 
-bool IsVirtioBlockRest(std::string_view rest) {
-  // virtio<digits>/block/<name>
-  if (rest.substr(0, 6) != "virtio") return false;
+namespace {
+
+// "virtio<digits>/": the virtio device of a virtio PCI function. Removes it from *rest.
+bool ConsumeVirtioDevice(std::string_view* rest) {
+  if (rest->substr(0, 6) != "virtio") return false;
   size_t i = 6;
-  while (i < rest.size() && rest[i] >= '0' && rest[i] <= '9') i++;
-  if (i == 6) return false;
-  rest = rest.substr(i);
-  if (rest.substr(0, 7) != "/block/") return false;
-  std::string_view name = rest.substr(7);
-  return !name.empty() && name.find('/') == std::string_view::npos;
+  while (i < rest->size() && (*rest)[i] >= '0' && (*rest)[i] <= '9') i++;
+  if (i == 6 || i == rest->size() || (*rest)[i] != '/') return false;
+  rest->remove_prefix(i + 1);
+  return true;
+}
+
+// "<class>/<name>" with a non-empty name and nothing below it.
+bool IsClassEntry(std::string_view rest, std::string_view cls) {
+  if (rest.size() <= cls.size() + 1 || rest.substr(0, cls.size()) != cls ||
+      rest[cls.size()] != '/') {
+    return false;
+  }
+  return rest.find('/', cls.size() + 1) == std::string_view::npos;
+}
+
+}  // namespace
+
+bool IsVirtioBlockRest(std::string_view rest) {
+  return ConsumeVirtioDevice(&rest) && IsClassEntry(rest, "block");
+}
+
+bool IsNetInterfaceRest(std::string_view rest) {
+  ConsumeVirtioDevice(&rest);
+  return IsClassEntry(rest, "net");
 }
 
 }  // namespace kata

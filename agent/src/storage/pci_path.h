@@ -50,5 +50,7 @@ bool MatchPciDevpath(std::string_view devpath, const PciPath& path, std::string*
 
 // "virtioN/block/NAME": the disk of a virtio-blk PCI device (not one of its partitions).
 bool IsVirtioBlockRest(std::string_view rest);
+// "net/NAME" or "virtioN/net/NAME": the network interface of a PCI (or virtio PCI) NIC.
+bool IsNetInterfaceRest(std::string_view rest);
 
 }  // namespace kata
