@@ -62,6 +62,32 @@ class Boot(unittest.TestCase):
             self.assertGreater(int(d["mem_block_size_bytes"]), 0)
 
 
+class DiskBoot(unittest.TestCase):
+    """The rootfs-builder images (same content as the initrd, the agent as /sbin/init) boot
+    from a virtio-blk disk without an initrd, and the agent answers over hybrid vsock."""
+
+    def boot(self, fstype):
+        image = os.path.join(katatest.GUEST_DIR, f"rootfs.{fstype}")
+        katatest.require_guest(image)
+        katatest.require_vsockd()
+        k = katatest.katavm()
+        with k.VM(initrd=False, quiet=False, disks=[{"path": image, "readonly": True}],
+                  cmdline=["root=/dev/vda", f"rootfstype={fstype}", "ro"]) as vm:
+            listening = vm.wait_agent(timeout=90)
+            self.assertEqual(listening["pid"], 1)
+            text = vm.console_text()
+            self.assertRegex(text, rf"VFS: Mounted root \({fstype} filesystem\) readonly")
+            self.assertIsNone(re.search(r"Unpacking initramfs|Trying to unpack rootfs", text))
+            r = katatest.agent_ctl(vm.agent_addr(), "Check", proto="ttrpc")
+            self.assertEqual(r["status"], "SERVING")
+
+    def test_ext4_image(self):
+        self.boot("ext4")
+
+    def test_erofs_image(self):
+        self.boot("erofs")
+
+
 class KernelSmoke(unittest.TestCase):
     """Each group of kernel options used once, by a script run instead of the agent."""
 
