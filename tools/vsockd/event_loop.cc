@@ -95,7 +95,9 @@ Status EventLoop::RunOnce(int timeout_ms) {
     return ErrnoError(errno, "epoll_wait");
   }
   for (int i = 0; i < n; ++i) {
-    auto it = handlers_.find(evs[i].data.u64);
+    // epoll_event is packed: copy the key out rather than bind a misaligned reference to it.
+    const HandlerId id = evs[i].data.u64;
+    auto it = handlers_.find(id);
     if (it == handlers_.end()) continue;  // removed earlier in this batch
     // Copy: the handler may remove itself.
     Handler h = it->second.handler;
