@@ -19,6 +19,9 @@ What it starts, each in its own process group and ended by pid on stop():
             a shared memfd (vhost-user needs it); pcie-root-ports for hot-plug; virtio-rng;
             pvpanic (a guest panic makes QEMU exit non-zero); serial console to
             <workdir>/console.log and <workdir>/console.sock; QMP at <workdir>/qmp.sock.
+
+Hot-plug through QMP: disks (hotplug_disk onto a pcie-root-port), vCPUs (hotplug_cpu, up
+to max_cpus) and DIMMs (hotplug_memory: a shared memfd backend, up to 4 slots / 8 GiB).
 """
 import argparse
 import json
@@ -326,6 +329,27 @@ class VM:
         for node in (did, f"{did}-file"):
             self.qmp.cmd("blockdev-del", **{"node-name": node})
         return ev
+
+    def hotplug_cpu(self):
+        """Adds one vCPU in the first free slot QEMU offers (query-hotpluggable-cpus; the
+        guest sees an ACPI notification and a new, offline cpuN). Returns its QOM id."""
+        for c in self.qmp.cmd("query-hotpluggable-cpus"):
+            if "qom-path" not in c:
+                props = c["props"]
+                cid = "cpu-" + "-".join(str(props[k]) for k in sorted(props))
+                self.qmp.cmd("device_add", driver=c["type"], id=cid, **props)
+                return cid
+        raise RuntimeError(f"no free vCPU slot (maxcpus={self.max_cpus})")
+
+    def hotplug_memory(self, size_mb, mid):
+        """Adds a DIMM of size_mb backed by a shared memfd (vhost-user backends map guest
+        memory, so it must be shareable; QEMU then sends them a new memory table). The guest
+        sees ACPI memory hot-add: new memory blocks, offline until onlined. Returns the
+        DIMM's id."""
+        self.qmp.cmd("object-add", **{"qom-type": "memory-backend-memfd", "id": f"mem-{mid}",
+                                       "size": size_mb << 20, "share": True})
+        self.qmp.cmd("device_add", driver="pc-dimm", id=f"dimm-{mid}", memdev=f"mem-{mid}")
+        return f"dimm-{mid}"
 
     def pci_slot_of(self, qdev_id):
         """The slot of a device on the root bus (pcie.0), from query-pci."""
