@@ -129,9 +129,21 @@ class HostAgent:
             raise
 
     def __exit__(self, *exc):
+        self.stop()  # first: a leak report is written at exit
+        log = self.log()
         if exc[0] is not None:
-            sys.stderr.write("---- agent log ----\n" + self.log()[-20000:] + "\n")
+            sys.stderr.write("---- agent log ----\n" + log[-20000:] + "\n")
         self.cleanup()
+        assert_no_sanitizer_report(log)
+
+
+def assert_no_sanitizer_report(log):
+    """In the sanitizer build (make test-sanitize) the agent, its set-up processes included,
+    writes ASan/LSan/UBSan reports to its log: any of them fails the test."""
+    i = log.find("SUMMARY: ")
+    if i >= 0 and "Sanitizer" in log[i:i + 60]:
+        start = max(0, i - 8000, log.rfind("=================", 0, i) - 200)
+        raise AssertionError("sanitizer report in the agent's log:\n" + log[start:i + 300])
 
 
 def python_grpc_modules():
