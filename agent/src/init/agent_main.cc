@@ -13,7 +13,13 @@
 #include "init/pid1.h"
 #include "rpc/address.h"
 #include "rpc/dispatcher.h"
+// KATA_GRPC=0: the ttrpc-only flavour (agent/CMakeLists.txt, -DKATA_GRPC=OFF).
+#ifndef KATA_GRPC
+#define KATA_GRPC 1
+#endif
+#if KATA_GRPC
 #include "rpc/grpc_server.h"
+#endif
 #include "rpc/listener.h"
 #include "rpc/ttrpc_server.h"
 #include "runtime/cgroups.h"
@@ -133,6 +139,7 @@ int AgentMain(int argc, char** argv) {
   }
   log::Info("starting")
       .Kv("version", kAgentVersion)
+      .Kv("grpc", KATA_GRPC != 0)
       .Kv("boottime_ms", BoottimeMs())
       .Kv("pid1", pid1)
       .Kv("server_addr", cfg.server_addr)
@@ -193,14 +200,22 @@ int AgentMain(int argc, char** argv) {
   RegisterResourcesService(dispatcher, env);
   RegisterStorageService(dispatcher, env);
 
+#if KATA_GRPC
   static GrpcServer grpc_server(dispatcher);
   if (Status st = grpc_server.Start(); !st.ok()) return fail(st);
+#endif
   static TtrpcServer ttrpc_server(dispatcher);
 
   StatusOr<UniqueFd> lfd = Listen(*addr);
   if (!lfd.ok()) return fail(lfd.status());
   static Listener listener(std::chrono::seconds(cfg.sniff_timeout_s));
+#if KATA_GRPC
   listener.OnGrpc([](UniqueFd fd) { grpc_server.AddConnection(std::move(fd)); });
+#else
+  // The ttrpc-only flavour: an HTTP/2 client is told so in the log, then closed.
+  listener.OnGrpc(
+      [](UniqueFd) { log::Warn("closing a gRPC connection: this agent serves ttrpc only"); });
+#endif
   listener.OnTtrpc([](UniqueFd fd) { ttrpc_server.AddConnection(std::move(fd)); });
   if (Status st = listener.Add(std::move(*lfd), addr->ToString()); !st.ok()) return fail(st);
   if (Status st = listener.Start(); !st.ok()) return fail(st);
