@@ -28,13 +28,25 @@ bool Dispatcher::Known(std::string_view method) const {
   return handlers_.count(m) || declared_.count(m);
 }
 
+namespace {
+
+Status CapMessage(Status st) {
+  if (st.message().size() <= Dispatcher::kMaxErrorMessage) return st;
+  const std::string m(st.message());
+  std::string suffix = StrCat("... (", m.size(), " bytes in all)");
+  return Status(st.code(),
+                StrCat(m.substr(0, Dispatcher::kMaxErrorMessage - suffix.size()), suffix));
+}
+
+}  // namespace
+
 Status Dispatcher::Call(CallContext& ctx, std::string_view request, std::string* response) const {
   auto it = handlers_.find(ctx.method());
   if (it == handlers_.end()) {
     if (declared_.count(ctx.method())) {
       return absl::UnimplementedError(StrCat(ctx.method(), " is not implemented by this agent"));
     }
-    return absl::UnimplementedError(StrCat("unknown method ", ctx.method()));
+    return CapMessage(absl::UnimplementedError(StrCat("unknown method ", ctx.method())));
   }
   Entry& e = *it->second;
   e.calls.fetch_add(1, std::memory_order_relaxed);
@@ -47,8 +59,11 @@ Status Dispatcher::Call(CallContext& ctx, std::string_view request, std::string*
     st = absl::InternalError(StrCat(ctx.method(), ": unexpected exception"));
   }
   if (!st.ok()) {
+    st = CapMessage(std::move(st));
     e.errors.fetch_add(1, std::memory_order_relaxed);
-    log::Debug("call failed").Kv("method", ctx.method()).Kv("code", absl::StatusCodeToString(st.code()))
+    log::Debug("call failed")
+        .Kv("method", ctx.method())
+        .Kv("code", absl::StatusCodeToString(st.code()))
         .Kv("error", st.message());
   }
   return st;

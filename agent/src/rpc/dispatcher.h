@@ -20,9 +20,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "util/strcat.h"
 #include "rpc/call_context.h"
 #include "util/status.h"
+#include "util/strcat.h"
 
 namespace kata {
 
@@ -43,8 +43,8 @@ class Dispatcher {
            [fn = std::move(fn)](CallContext& ctx, std::string_view in, std::string* out) -> Status {
              Req req;
              if (!req.ParseFromArray(in.data(), static_cast<int>(in.size()))) {
-               return absl::InvalidArgumentError(
-                   StrCat(ctx.method(), ": the request is not a valid ", Req::descriptor()->full_name()));
+               return absl::InvalidArgumentError(StrCat(
+                   ctx.method(), ": the request is not a valid ", Req::descriptor()->full_name()));
              }
              Resp resp;
              RETURN_IF_ERROR(fn(ctx, req, &resp));
@@ -55,7 +55,11 @@ class Dispatcher {
            });
   }
 
-  // Runs the handler for ctx.method(). Never throws.
+  // Runs the handler for ctx.method(). Never throws. An error message longer than
+  // kMaxErrorMessage is cut there: it travels as gRPC's grpc-message header (clients refuse
+  // headers over 8 KiB: the call would fail with RESOURCE_EXHAUSTED instead of its own code)
+  // and messages quote what the client sent (a 10 KiB id, a 3 MiB method name).
+  static constexpr size_t kMaxErrorMessage = 1024;
   Status Call(CallContext& ctx, std::string_view request, std::string* response) const;
 
   bool Known(std::string_view method) const;
