@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "runtime/errors.h"
+#include "util/strcat.h"
 
 namespace kata {
 namespace {
@@ -50,6 +53,33 @@ StatusOr<std::string> FindExecutable(const ProcessSpec& p) {
   if (first_err)
     return SysError(first_err, "exec \"", name, "\" (found in $PATH but not executable)");
   return SysError(ENOENT, "exec \"", name, "\": executable file not found in $PATH");
+}
+
+Status CheckExecArgs(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                     uint64_t stack_limit) {
+  constexpr uint64_t kMaxArgStrlen = 32 * 4096;
+  constexpr uint64_t kMaxTotal = (8u << 20) / 4 * 3;
+  constexpr uint64_t kArgMax = 32 * 4096;  // the floor, whatever the stack limit
+  const uint64_t limit = std::max(std::min(stack_limit / 4, kMaxTotal), kArgMax);
+  uint64_t total = (args.size() + env.size()) * sizeof(char*);
+  for (const auto* list : {&args, &env}) {
+    const char* field = list == &args ? "process.args" : "process.env";
+    for (size_t i = 0; i < list->size(); ++i) {
+      uint64_t n = (*list)[i].size() + 1;
+      if (n > kMaxArgStrlen) {
+        return absl::InvalidArgumentError(StrCat(field, "[", i, "]: ", n - 1,
+                                                 " bytes, more than execve takes in one string (",
+                                                 kMaxArgStrlen - 1, ")"));
+      }
+      total += n;
+    }
+  }
+  if (total > limit) {
+    return absl::InvalidArgumentError(
+        StrCat("process.args and process.env: ", total, " bytes, more than execve takes (", limit,
+               ": a quarter of the ", stack_limit, "-byte stack limit, at most ", kMaxTotal, ")"));
+  }
+  return absl::OkStatus();
 }
 
 Status Exec(const std::string& path, const ProcessSpec& p) {
