@@ -95,7 +95,7 @@ def plots(records):
     boot = {r["name"]: r for r in records if r["name"].startswith("boot_")}
     stages = ("qemu_to_kernel", "kernel_to_init", "init_to_listening", "listening_to_check")
     if all(f"boot_{st}_ms" in boot for st in stages):
-        fig, ax = plt.subplots(figsize=(9, 2.4))
+        fig, ax = plt.subplots(figsize=(9, 2.8))
         colors = ("#9e9e9e", "#3b7dd8", "#e0a030", "#50a050")
         for row, key, label in ((1, "value", "our kernel"), (0, "reference_value", "Debian stock kernel")):
             left = 0.0
@@ -109,7 +109,7 @@ def plots(records):
         ax.set_yticklabels(["Debian stock kernel\n(up to /init)", "our kernel"], fontsize=8)
         ax.set_xlabel("ms from QEMU start (medians)", fontsize=8)
         ax.set_title("boot breakdown under QEMU", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=4)
         fig.tight_layout()
         fig.savefig(os.path.join(RESULTS, "boot_breakdown.png"), dpi=90)
         plt.close(fig)
@@ -182,7 +182,7 @@ def report(meta, merged):
                 "the same run; the ratio is value / reference. Targets print PASS/MISS and never fail the build.\n\n")
         f.write("The machine is shared, so read the ratios, not the absolute numbers. Load average "
                 "(1, 5, 15 min) at the start and the end of each benchmark:\n\n")
-        f.write("| benchmark | run at | load at start | load at end |\n|---|---|---|---|\n")
+        f.write("| benchmark | finished at | load at start | load at end |\n|---|---|---|---|\n")
         for s, r in sorted(meta.get("runs", {}).items()):
             f.write(f"| {s} | {r['date']} | {fmt_load(r['loadavg_start'])} | {fmt_load(r['loadavg_end'])} |\n")
         f.write("\n")
