@@ -463,11 +463,6 @@ class Errors(ContainerTestBase):
             self.c.create(f"step{i}", self.spec())
             self.c.remove(f"step{i}")
 
-    def test_terminal_is_not_supported_yet(self):
-        s = self.spec()
-        s["Process"]["Terminal"] = True
-        self.expect("UNIMPLEMENTED", lambda: self.c.create("tty", s), "terminal")
-
     def test_start_twice(self):
         self.c.create("twice", self.spec(["/bin/sleep", "10"]))
         try:

@@ -143,7 +143,7 @@ StatusOr<bool> FrameReader::Next(kata::init::InitMessage* msg, UniqueFd* fd) {
     return absl::DataLossError("set-up socket: malformed message");
   }
   buf_.erase(0, 4 + len);
-  if (msg->has_pid() && !fds_.empty()) {
+  if ((msg->has_pid() || msg->has_console()) && !fds_.empty()) {  // the frames sent with an fd
     *fd = std::move(fds_.front());
     fds_.erase(fds_.begin());
   }

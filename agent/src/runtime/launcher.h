@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "oci.pb.h"
@@ -32,8 +33,9 @@ namespace kata {
 
 struct InitLaunch {
   std::string container_id;
-  const grpc::Spec* spec = nullptr;                   // rewritten for the set-up process
-  const ContainerSpec* parsed = nullptr;              // the same, parsed (for the id maps)
+  const grpc::Spec* spec = nullptr;       // rewritten for the set-up process
+  const ContainerSpec* parsed = nullptr;  // the same, parsed (id maps; process.names is sent
+                                          // along: StringUser is not part of the spec)
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;  // the process's ends
   int log_level = 0;
   // Called with P1's pid before it is configured (it waits for its config): the place to
@@ -52,10 +54,39 @@ struct InitLaunch {
 struct InitHandle {
   pid_t pid = 0;  // the container's init, in the agent's pid namespace
   UniqueFd pidfd;
-  UniqueFd sync;  // the agent's end of the socketpair, until Start
+  UniqueFd sync;     // the agent's end of the socketpair, until Start
+  UniqueFd console;  // process.terminal: the pty's master
 };
 
 StatusOr<InitHandle> LaunchContainerInit(CallContext& ctx, const InitLaunch& l);
+
+// ExecProcess: one more process in a running container. The set-up process gets a pidfd
+// of the container's init and joins its namespaces through it (setns(pidfd, flags): all
+// at once, from a single-threaded process), then forks the process into the container's
+// pid namespace, which applies its own process spec and execs.
+struct ExecLaunch {
+  std::string container_id, exec_id;
+  int init_pidfd = -1;
+  int namespaces = 0;  // CLONE_NEW* of the container's namespaces to join
+  const grpc::Process* process = nullptr;
+  std::optional<UserNames> names;               // StringUser
+  const grpc::LinuxSeccomp* seccomp = nullptr;  // the container's filter, if any
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  int log_level = 0;
+  // As InitLaunch's: the container's cgroup for the set-up process.
+  std::function<Status(pid_t)> before_config;
+  // The process exited (reaper thread). Called even when the launch fails after its fork.
+  std::function<void(int wait_status)> on_exit;
+};
+
+struct ExecHandle {
+  pid_t pid = 0;
+  UniqueFd pidfd;
+  UniqueFd console;  // process.terminal: the pty's master
+};
+
+// Returns once the process has exec'd (or why it could not).
+StatusOr<ExecHandle> LaunchExecProcess(CallContext& ctx, const ExecLaunch& l);
 
 // Sends Start and waits until the init has exec'd the process (the socket, close-on-exec
 // in the init, reaches end of stream) or reports why it could not. Closes h.sync.

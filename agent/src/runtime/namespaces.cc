@@ -42,6 +42,12 @@ int NewNamespaceFlags(const ContainerSpec& spec, bool with_user) {
   return flags;
 }
 
+int ExecJoinFlags(const ContainerSpec& spec) {
+  int flags = CLONE_NEWNS | CLONE_NEWPID;
+  for (const auto& n : spec.namespaces) flags |= NsCloneFlag(n.type);
+  return flags;
+}
+
 Status Unshare(int flags) {
   if (flags && unshare(flags) < 0) {
     std::string names;

@@ -34,6 +34,12 @@ Status JoinNamespaces(std::vector<NsToJoin>& ns);
 // only when with_user is set.
 int NewNamespaceFlags(const ContainerSpec& spec, bool with_user);
 
+// CLONE_NEW* of every namespace a container's processes live in, for an exec to join
+// through the init's pidfd: mount and pid always (a container always gets them), the
+// others the spec lists (created or joined by path), the user namespace only when listed
+// (joining one's own user namespace is refused). Pure.
+int ExecJoinFlags(const ContainerSpec& spec);
+
 Status Unshare(int flags);
 
 // The uid_map / gid_map text for mappings ("0 100000 65536\n..."). Pure.

@@ -2,9 +2,11 @@
 
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 
 #include <set>
 
+#include "runtime/exec.h"
 #include "runtime/mounts.h"
 #include "runtime/path.h"
 
@@ -78,8 +80,57 @@ Status CheckSysctl(const ContainerSpec& s, const std::string& key) {
   return Invalid(field, "not a namespaced sysctl (the kernel shares it with the whole guest)");
 }
 
-Status ParseProcess(const grpc::Process& p, ProcessSpec* out) {
+StatusOr<uint64_t> ParseCapList(std::string_view field,
+                                const google::protobuf::RepeatedPtrField<std::string>& names) {
+  uint64_t mask = 0;
+  for (int i = 0; i < names.size(); i++) {
+    std::optional<int> cap = CapFromName(names[i]);
+    if (!cap) {
+      return Invalid(StrCat(field, "[", i, "]"), StrCat("unknown capability ", Quoted(names[i])));
+    }
+    mask |= uint64_t{1} << *cap;
+  }
+  return mask;
+}
+
+Status ParseCapabilities(const grpc::LinuxCapabilities& c, CapSets* out) {
+  const std::string f = "process.capabilities.";
+  ASSIGN_OR_RETURN(out->bounding, ParseCapList(f + "bounding", c.bounding()));
+  ASSIGN_OR_RETURN(out->effective, ParseCapList(f + "effective", c.effective()));
+  ASSIGN_OR_RETURN(out->inheritable, ParseCapList(f + "inheritable", c.inheritable()));
+  ASSIGN_OR_RETURN(out->permitted, ParseCapList(f + "permitted", c.permitted()));
+  ASSIGN_OR_RETURN(out->ambient, ParseCapList(f + "ambient", c.ambient()));
+  return absl::OkStatus();
+}
+
+Status ParseRlimits(const google::protobuf::RepeatedPtrField<grpc::POSIXRlimit>& in,
+                    std::vector<RlimitSpec>* out) {
+  std::set<int> seen;
+  for (int i = 0; i < in.size(); i++) {
+    std::string field = StrCat("process.rlimits[", i, "]");
+    const grpc::POSIXRlimit& r = in[i];
+    std::optional<int> res = RlimitFromName(r.type());
+    if (!res) return Invalid(field + ".type", StrCat("unknown rlimit ", Quoted(r.type())));
+    if (!seen.insert(*res).second)
+      return Invalid(field + ".type", StrCat(Quoted(r.type()), " listed twice"));
+    if (r.soft() > r.hard()) {
+      return Invalid(field, StrCat("soft limit ", r.soft(), " above the hard limit ", r.hard()));
+    }
+    out->push_back({*res, r.type(), r.soft(), r.hard()});
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Status ParseProcessSpec(const grpc::Process& p, ProcessSpec* out) {
   out->terminal = p.terminal();
+  if (p.has_consolesize()) {
+    if (p.consolesize().height() > 0xffff || p.consolesize().width() > 0xffff) {
+      return Invalid("process.consoleSize", "larger than 65535");
+    }
+    out->console_size = {p.consolesize().height(), p.consolesize().width()};
+  }
   if (p.args().empty()) return Invalid("process.args", "empty: nothing to run");
   for (int i = 0; i < p.args_size(); i++) {
     if (HasNul(p.args(i))) return Invalid(StrCat("process.args[", i, "]"), "contains a NUL byte");
@@ -104,8 +155,27 @@ Status ParseProcess(const grpc::Process& p, ProcessSpec* out) {
   for (uint32_t g : p.user().additionalgids()) out->additional_gids.push_back(g);
   out->username = p.user().username();
   out->no_new_privileges = p.nonewprivileges();
+  if (p.has_capabilities()) {
+    CapSets caps;
+    RETURN_IF_ERROR(ParseCapabilities(p.capabilities(), &caps));
+    out->capabilities = caps;
+  }
+  RETURN_IF_ERROR(ParseRlimits(p.rlimits(), &out->rlimits));
+  uint64_t stack_limit = kDefaultStackLimit;
+  for (const RlimitSpec& r : out->rlimits) {
+    if (r.resource == RLIMIT_STACK) stack_limit = r.soft;
+  }
+  RETURN_IF_ERROR(CheckExecArgs(out->args, out->env, stack_limit));
+  if (p.oomscoreadj() < -1000 || p.oomscoreadj() > 1000) {
+    return Invalid("process.oomScoreAdj", StrCat(p.oomscoreadj(), " is not in -1000..1000"));
+  }
+  out->oom_score_adj = static_cast<int>(p.oomscoreadj());
+  out->apparmor_profile = p.apparmorprofile();
+  out->selinux_label = p.selinuxlabel();
   return absl::OkStatus();
 }
+
+namespace {
 
 Status ParseIdMappings(std::string_view field,
                        const google::protobuf::RepeatedPtrField<grpc::LinuxIDMapping>& in,
@@ -157,7 +227,7 @@ Status ValidateId(std::string_view what, std::string_view id) {
 StatusOr<ContainerSpec> ParseSpec(const grpc::Spec& spec) {
   ContainerSpec s;
   if (!spec.has_process()) return Invalid("process", "missing");
-  RETURN_IF_ERROR(ParseProcess(spec.process(), &s.process));
+  RETURN_IF_ERROR(ParseProcessSpec(spec.process(), &s.process));
 
   if (!spec.has_root() || spec.root().path().empty()) return Invalid("root.path", "missing");
   if (HasNul(spec.root().path())) return Invalid("root.path", "contains a NUL byte");
@@ -260,6 +330,10 @@ StatusOr<ContainerSpec> ParseSpec(const grpc::Spec& spec) {
     ASSIGN_OR_RETURN(std::string p,
                      ContainerPath(StrCat("linux.readonlyPaths[", i, "]"), l.readonlypaths(i)));
     s.readonly_paths.push_back(std::move(p));
+  }
+  if (l.has_seccomp()) {
+    ASSIGN_OR_RETURN(SeccompSpec sc, ParseSeccomp(l.seccomp()));
+    s.seccomp = std::move(sc);
   }
   return s;
 }

@@ -20,6 +20,9 @@
 #include <vector>
 
 #include "oci.pb.h"
+#include "runtime/caps.h"
+#include "runtime/rlimits.h"
+#include "runtime/seccomp.h"
 #include "util/status.h"
 
 namespace kata {
@@ -54,16 +57,36 @@ struct DeviceSpec {
   gid_t gid = 0;
 };
 
+// The user and groups of a process by name or number (CreateContainer's and ExecProcess's
+// StringUser), resolved in the container's /etc/passwd and /etc/group (runtime/user.h).
+struct UserNames {
+  std::string user;  // a name or a decimal uid; never empty
+  std::string group;
+  std::vector<std::string> additional;
+};
+
+struct ConsoleSize {
+  uint32_t height = 0, width = 0;  // 0: the terminal's default
+};
+
 struct ProcessSpec {
   bool terminal = false;
+  ConsoleSize console_size;
   std::vector<std::string> args;  // non-empty, args[0] non-empty
   std::vector<std::string> env;   // each "KEY=value"
   std::string cwd = "/";          // absolute
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> additional_gids;
-  std::string username;
+  std::string username;            // OCI's Windows-only field: ignored
+  std::optional<UserNames> names;  // set by the agent from StringUser; replaces the ids above
   bool no_new_privileges = false;
+  // Absent: the process keeps what its uid gives it (root: everything). Present: the five
+  // sets exactly as listed.
+  std::optional<CapSets> capabilities;
+  std::vector<RlimitSpec> rlimits;
+  int oom_score_adj = 0;                        // 0: left as inherited
+  std::string apparmor_profile, selinux_label;  // accepted; the guest has no LSM
 };
 
 struct ContainerSpec {
@@ -78,6 +101,7 @@ struct ContainerSpec {
   std::map<std::string, std::string> sysctls;
   unsigned long rootfs_propagation = 0;  // MS_* propagation flags (with MS_REC), 0: default
   std::vector<std::string> masked_paths, readonly_paths;
+  std::optional<SeccompSpec> seccomp;
 
   const NamespaceSpec* FindNamespace(NsType t) const;
   bool HasNamespace(NsType t) const { return FindNamespace(t) != nullptr; }
@@ -96,6 +120,9 @@ int NsCloneFlag(NsType t);
 const char* NsProcName(NsType t);
 
 StatusOr<ContainerSpec> ParseSpec(const grpc::Spec& spec);
+
+// The process part alone (ExecProcess's process): the same checks and field names.
+Status ParseProcessSpec(const grpc::Process& p, ProcessSpec* out);
 
 // Container and exec ids, as upstream checks them: ^[a-zA-Z0-9][a-zA-Z0-9_.-]+$ (at most 256).
 Status ValidateId(std::string_view what, std::string_view id);

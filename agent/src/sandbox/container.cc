@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include "runtime/cgroups.h"
+#include "runtime/namespaces.h"
 #include "runtime/signals.h"
 #include "runtime/stdio.h"
 #include "sandbox/oom_watcher.h"
@@ -57,9 +58,6 @@ pid_t Container::init_pid() const { return init_ ? init_->pid() : 0; }
 
 Status Container::Create(CallContext& ctx, CreateParams p) {
   bundle_dir_ = p.bundle_dir;
-  if (p.parsed.process.terminal) {
-    return absl::UnimplementedError("process.terminal: terminals are not supported yet");
-  }
   // The container's cgroup (validated even where no cgroups are managed), made before
   // anything runs; its resources are applied once the init is ready.
   ASSIGN_OR_RETURN(ContainerCgroupSpec cgspec, ParseContainerCgroupSpec(p.spec, p.parsed, id_));
@@ -102,8 +100,22 @@ Status Container::Create(CallContext& ctx, CreateParams p) {
   }
 
   init_->SetPid(h->pid, std::move(h->pidfd));
-  init_->SetStdio(std::move(pipes.stdin_agent), std::move(pipes.stdout_agent),
-                  std::move(pipes.stderr_agent));
+  if (h->console) {
+    if (Status st = init_->SetTerminal(std::move(h->console)); !st.ok()) {
+      (void)init_->Signal(SIGKILL);
+      if (cg) (void)cg->Destroy();
+      return st;
+    }
+  } else {
+    init_->SetStdio(std::move(pipes.stdin_agent), std::move(pipes.stdout_agent),
+                    std::move(pipes.stderr_agent));
+  }
+  exec_base_.namespaces = ExecJoinFlags(p.parsed);
+  if (p.spec.has_linux() && p.spec.linux().has_seccomp())
+    exec_base_.seccomp = p.spec.linux().seccomp();
+  exec_base_.oom_score_adj = cgspec.oom_score_adj;
+  exec_base_.pipe_size = p.pipe_size;
+  exec_base_.log_level = p.log_level;
   std::lock_guard<std::mutex> lk(mu_);
   cgroup_ = std::move(cg);
   oom_watcher_ = p.oom_watcher;
@@ -169,6 +181,10 @@ StatusOr<int> Container::Wait(CallContext& ctx, const std::string& exec_id) {
   ASSIGN_OR_RETURN(std::shared_ptr<Process> p, FindProcess(exec_id));
   std::unique_lock<std::mutex> lk(mu_);
   RETURN_IF_ERROR(ctx.Wait(lk, cv_, [&] { return p->exited(); }));
+  if (!p->init()) {
+    p->waited = true;
+    ReleaseIfDone(p);
+  }
   return ExitCodeOf(p->wait_status());
 }
 

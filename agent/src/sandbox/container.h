@@ -14,6 +14,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 
 #include "agent.pb.h"
@@ -56,6 +58,19 @@ class Container : public std::enable_shared_from_this<Container> {
   Status Create(CallContext& ctx, CreateParams p);
   // Execs the container's process.
   Status Start(CallContext& ctx);
+
+  // ExecProcess (sandbox/container_exec.cc): one more process in the container's
+  // namespaces and cgroup, with its own process spec. exec_id unique in the container
+  // (ALREADY_EXISTS); the container must be created or running with its init alive.
+  struct ExecParams {
+    std::string exec_id;
+    grpc::Process process;
+    std::optional<UserNames> names;  // StringUser
+  };
+  Status Exec(CallContext& ctx, ExecParams p);
+  // Forgets an exec that was waited for and whose outputs were read to their end
+  // (WaitProcess and ReadStdout/ReadStderr call it); the init is never released.
+  void MaybeRelease(const std::shared_ptr<Process>& p);
   // The process's exit code (128 + signal when killed), waiting for the exit.
   StatusOr<int> Wait(CallContext& ctx, const std::string& exec_id);
   // A signal to a process; SIGKILL with an empty exec_id reaches every process of the
@@ -84,6 +99,8 @@ class Container : public std::enable_shared_from_this<Container> {
 
  private:
   void OnInitExit(int wait_status);
+  void OnExecExit(const std::shared_ptr<Process>& p, int wait_status);
+  bool ReleaseIfDone(const std::shared_ptr<Process>& p);  // mu_ held
   Status KillAll(int sig);
   bool AllExited() const;  // mu_ held
 
@@ -92,10 +109,19 @@ class Container : public std::enable_shared_from_this<Container> {
   std::condition_variable cv_;
   State state_ = State::kCreating;                         // mu_
   std::shared_ptr<Process> init_;                          // set during Create, then constant
-  std::map<std::string, std::shared_ptr<Process>> execs_;  // mu_ (ExecProcess, not yet)
-  InitHandle handle_;                                      // mu_; its socket until Start
-  bool starting_ = false;                                  // mu_
-  bool paused_ = false, freezing_ = false;                 // mu_
+  std::map<std::string, std::shared_ptr<Process>> execs_;  // mu_
+  std::set<std::string> execs_starting_;                   // mu_: ids being launched
+  // What every exec of the container shares; set in Create, then constant.
+  struct ExecBase {
+    int namespaces = 0;  // CLONE_NEW* to join
+    std::optional<grpc::LinuxSeccomp> seccomp;
+    int oom_score_adj = 0;
+    uint32_t pipe_size = 0;
+    int log_level = 0;
+  } exec_base_;
+  InitHandle handle_;                       // mu_; its socket until Start
+  bool starting_ = false;                   // mu_
+  bool paused_ = false, freezing_ = false;  // mu_
   std::string bundle_dir_;
   // mu_: the container's cgroup (cgroups managed only), from Create until Remove. Callers
   // take a reference under mu_ and use it without the lock.

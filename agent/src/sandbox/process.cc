@@ -1,8 +1,11 @@
 #include "sandbox/process.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include "runtime/console.h"
 #include "runtime/errors.h"
 #include "runtime/signals.h"
 
@@ -37,6 +40,16 @@ std::shared_ptr<UniqueFd> Stream::Fd() const {
 bool Stream::closed() const {
   std::lock_guard<std::mutex> lk(mu_);
   return !fd_;
+}
+
+bool Stream::drained() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return !fd_ || (eof_ && pending_.empty());
+}
+
+bool Stream::at_line_start() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return last_written_ == '\n';
 }
 
 void Stream::Close() {
@@ -74,7 +87,8 @@ StatusOr<std::string> Stream::Read(CallContext& ctx, size_t max, const std::atom
       }
       return buf;
     }
-    if (n == 0) {
+    // A pty's master reads EIO once no process has the terminal open any more.
+    if (n == 0 || (n < 0 && errno == EIO)) {
       std::lock_guard<std::mutex> lk(mu_);
       eof_ = true;
       return std::string();
@@ -104,6 +118,8 @@ StatusOr<size_t> Stream::Write(CallContext& ctx, std::string_view data) {
     ssize_t n = write(fd->get(), data.data() + off, data.size() - off);
     if (n > 0) {
       off += static_cast<size_t>(n);
+      std::lock_guard<std::mutex> lk(mu_);
+      last_written_ = data[off - 1];
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -124,6 +140,50 @@ void Process::SetStdio(UniqueFd in, UniqueFd out, UniqueFd err) {
   stdin_ = std::make_unique<Stream>(std::move(in), who + "stdin");
   stdout_ = std::make_unique<Stream>(std::move(out), who + "stdout");
   stderr_ = std::make_unique<Stream>(std::move(err), who + "stderr");
+}
+
+Status Process::SetTerminal(UniqueFd master) {
+  if (fcntl(master.get(), F_SETFL, O_NONBLOCK) < 0) return SysError(errno, "O_NONBLOCK on the pty");
+  int in = fcntl(master.get(), F_DUPFD_CLOEXEC, 3);
+  if (in < 0) return SysError(errno, "dup the pty");
+  int out = fcntl(master.get(), F_DUPFD_CLOEXEC, 3);
+  if (out < 0) {
+    close(in);
+    return SysError(errno, "dup the pty");
+  }
+  std::string who = init_ ? "the init's " : StrCat("exec ", exec_id_, "'s ");
+  stdin_ = std::make_unique<Stream>(UniqueFd(in), who + "terminal");
+  stdout_ = std::make_unique<Stream>(UniqueFd(out), who + "terminal");
+  stderr_ = std::make_unique<Stream>(UniqueFd(), who + "stderr");
+  console_ = std::move(master);
+  return absl::OkStatus();
+}
+
+Status Process::ResizeTerminal(uint32_t rows, uint32_t cols) {
+  if (!console_) {
+    return absl::FailedPreconditionError(StrCat("process ", exec_id_, " has no terminal"));
+  }
+  if (rows > 0xffff || cols > 0xffff) {
+    return absl::InvalidArgumentError(StrCat("window size ", rows, "x", cols, ": at most 65535"));
+  }
+  return SetWindowSize(console_.get(), rows, cols);
+}
+
+Status Process::CloseStdin(CallContext& ctx) {
+  if (!stdin_) return absl::OkStatus();
+  if (!console_) {
+    stdin_->Close();
+    return absl::OkStatus();
+  }
+  if (stdin_->closed()) return absl::OkStatus();
+  struct termios t;
+  if (tcgetattr(console_.get(), &t) < 0) return SysError(errno, "tcgetattr on the pty");
+  RETURN_IF_ERROR(stdin_->Write(ctx, EofBytes(t, stdin_->at_line_start())).status());
+  return absl::OkStatus();
+}
+
+bool Process::OutputsDrained() const {
+  return (!stdout_ || stdout_->drained()) && (!stderr_ || stderr_->drained());
 }
 
 void Process::CloseStdio() {

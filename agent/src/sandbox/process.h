@@ -23,8 +23,11 @@ namespace kata {
 
 class Stream {
  public:
+  // An invalid fd makes a stream that is at its end from the start (a terminal's stderr).
   Stream(UniqueFd fd, std::string name)
-      : fd_(std::make_shared<UniqueFd>(std::move(fd))), name_(std::move(name)) {}
+      : fd_(std::make_shared<UniqueFd>(std::move(fd))),
+        eof_(!fd_->valid()),
+        name_(std::move(name)) {}
 
   // Up to max bytes; empty at end of stream. Once the process has exited (*exited), a
   // stream with no data and no end (a writer outlived the process, e.g. a daemon in a
@@ -35,6 +38,10 @@ class Stream {
   // Closes the agent's end (a call using it keeps it open until it returns).
   void Close();
   bool closed() const;
+  // Read to its end (or closed): nothing more will come.
+  bool drained() const;
+  // Nothing written yet, or the last byte written was a newline (for a terminal's EOF).
+  bool at_line_start() const;
 
   static constexpr std::chrono::milliseconds kDrainAfterExit{500};
 
@@ -46,6 +53,7 @@ class Stream {
                                   // frees an fd number a blocked call still polls
   std::string pending_;           // read for a call that was cancelled
   bool eof_ = false;
+  char last_written_ = '\n';
   std::string name_;
 };
 
@@ -63,6 +71,15 @@ class Process {
   }
 
   void SetStdio(UniqueFd in, UniqueFd out, UniqueFd err);
+  // process.terminal: stdin and stdout are the pty's master, stderr is empty (the
+  // terminal carries both outputs).
+  Status SetTerminal(UniqueFd master);
+  bool terminal() const { return console_.valid(); }
+  // TtyWinResize: FAILED_PRECONDITION without a terminal.
+  Status ResizeTerminal(uint32_t rows, uint32_t cols);
+  // CloseStdin: a pipe is closed; a terminal gets its end-of-file character(s), since
+  // closing the master would hang the process up.
+  Status CloseStdin(CallContext& ctx);
   Stream* stdin_stream() { return stdin_.get(); }
   Stream* stdout_stream() { return stdout_.get(); }
   Stream* stderr_stream() { return stderr_.get(); }
@@ -81,12 +98,18 @@ class Process {
   // not an error.
   Status Signal(int sig) const;
 
+  // An exec is released (forgotten by its container, its streams closed) once it was
+  // waited for and its outputs were read to their end. Guarded by the container's lock.
+  bool waited = false;
+  bool OutputsDrained() const;
+
  private:
   const std::string exec_id_;
   const bool init_;
   pid_t pid_ = 0;
   UniqueFd pidfd_;
   std::unique_ptr<Stream> stdin_, stdout_, stderr_;
+  UniqueFd console_;  // the pty's master (terminal only), for window sizes
   std::atomic<bool> exited_{false};
   int wait_status_ = 0;
 };

@@ -104,7 +104,8 @@ size_t Sandbox::container_count() const {
 }
 
 Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const std::string& exec_id,
-                                const grpc::Spec& spec, bool sandbox_pidns) {
+                                const grpc::Spec& spec, bool sandbox_pidns,
+                                const std::optional<UserNames>& names) {
   std::shared_ptr<Container> c;
   UniqueFd pidns_copy;
   SpecRewrite rw;
@@ -143,6 +144,7 @@ Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const s
     return parsed.status();
   }
   p.parsed = std::move(*parsed);
+  p.parsed.process.names = names;
   p.bundle_dir = rw.bundle_dir;
   p.init_exec_id = exec_id;
   p.pipe_size = cfg_.container_pipe_size;

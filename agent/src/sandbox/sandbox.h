@@ -55,8 +55,10 @@ class Sandbox {
   // CreateContainer with a spec that ParseSpec accepted. exec_id: what the runtime will
   // call the init process (empty: the container id, as upstream). sandbox_pidns: join the
   // pid namespace of the sandbox's first container (a new one if this is the first).
+  // names: StringUser, resolved in the container (replaces the spec's numeric user).
   Status CreateContainer(CallContext& ctx, const std::string& id, const std::string& exec_id,
-                         const grpc::Spec& spec, bool sandbox_pidns);
+                         const grpc::Spec& spec, bool sandbox_pidns,
+                         const std::optional<UserNames>& names = std::nullopt);
   Status RemoveContainer(CallContext& ctx, const std::string& id, std::chrono::seconds timeout);
   // NOT_FOUND for an unknown id.
   StatusOr<std::shared_ptr<Container>> Get(const std::string& id) const;

@@ -1,11 +1,13 @@
 // Containers and their processes: CreateContainer, StartContainer, RemoveContainer,
-// WaitProcess, SignalProcess, WriteStdin, ReadStdout, ReadStderr, CloseStdin.
+// WaitProcess, SignalProcess, WriteStdin, ReadStdout, ReadStderr, CloseStdin, ExecProcess,
+// TtyWinResize.
 #include <google/protobuf/empty.pb.h>
 
 #include <algorithm>
 
 #include "agent.pb.h"
 #include "runtime/spec.h"
+#include "runtime/user.h"
 #include "sandbox/sandbox.h"
 #include "service/services.h"
 #include "storage/storages.h"
@@ -18,11 +20,29 @@ using Empty = google::protobuf::Empty;
 constexpr size_t kDefaultReadLen = 64 * 1024;
 constexpr size_t kMaxReadLen = 1 << 20;  // well under the 4 MiB message limit
 
+// StringUser: names (or numbers) for the process's user and groups, resolved in the
+// container. No uid: the spec's numeric ids.
+StatusOr<std::optional<UserNames>> ParseStringUser(const grpc::StringUser& su) {
+  if (su.uid().empty()) {
+    if (!su.gid().empty() || !su.additionalgids().empty())
+      return absl::InvalidArgumentError("string_user.uid: empty, but groups are given");
+    return std::optional<UserNames>();
+  }
+  UserNames n;
+  n.user = su.uid();
+  n.group = su.gid();
+  n.additional.assign(su.additionalgids().begin(), su.additionalgids().end());
+  RETURN_IF_ERROR(ValidateUserNames(n));
+  return std::optional<UserNames>(std::move(n));
+}
+
 StatusOr<std::shared_ptr<Process>> FindProcess(Sandbox* sb, const std::string& cid,
-                                               const std::string& eid) {
+                                               const std::string& eid,
+                                               std::shared_ptr<Container>* container = nullptr) {
   RETURN_IF_ERROR(ValidateId("container_id", cid));
   if (!eid.empty()) RETURN_IF_ERROR(ValidateId("exec_id", eid));
   ASSIGN_OR_RETURN(std::shared_ptr<Container> c, sb->Get(cid));
+  if (container) *container = c;
   return c->FindProcess(eid);
 }
 
@@ -44,12 +64,14 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
           return Annotate(s.status(), StrCat("create container ", id));
         }
         if (!req.exec_id().empty()) RETURN_IF_ERROR(ValidateId("exec_id", req.exec_id()));
+        StatusOr<std::optional<UserNames>> names = ParseStringUser(req.string_user());
+        if (!names.ok()) return Annotate(names.status(), StrCat("create container ", id));
         // Storages and devices first (their waits and mounts), then the container.
         return Annotate(storages->CreateContainerWith(ctx, req,
                                                       [&](const grpc::Spec& spec) {
                                                         return sb->CreateContainer(
                                                             ctx, id, req.exec_id(), spec,
-                                                            req.sandbox_pidns());
+                                                            req.sandbox_pidns(), *names);
                                                       }),
                         StrCat("create container ", id));
       });
@@ -101,9 +123,8 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
                          FindProcess(sb, req.container_id(), req.exec_id()));
         if (!p->stdin_stream()) return absl::FailedPreconditionError("the process has no stdin");
         if (req.data().empty()) {  // upstream: empty data closes stdin
-          p->stdin_stream()->Close();
           resp->set_len(0);
-          return absl::OkStatus();
+          return p->CloseStdin(ctx);
         }
         ASSIGN_OR_RETURN(size_t n, p->stdin_stream()->Write(ctx, req.data()));
         resp->set_len(static_cast<uint32_t>(n));
@@ -113,14 +134,16 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
   auto read = [sb](bool out) {
     return [sb, out](CallContext& ctx, const grpc::ReadStreamRequest& req,
                      grpc::ReadStreamResponse* resp) -> Status {
+      std::shared_ptr<Container> c;
       ASSIGN_OR_RETURN(std::shared_ptr<Process> p,
-                       FindProcess(sb, req.container_id(), req.exec_id()));
+                       FindProcess(sb, req.container_id(), req.exec_id(), &c));
       Stream* s = out ? p->stdout_stream() : p->stderr_stream();
       if (!s)
         return absl::FailedPreconditionError(
             StrCat("the process has no ", out ? "stdout" : "stderr"));
       size_t len = req.len() ? std::min<size_t>(req.len(), kMaxReadLen) : kDefaultReadLen;
       ASSIGN_OR_RETURN(std::string data, s->Read(ctx, len, p->exited_flag()));
+      if (data.empty()) c->MaybeRelease(p);  // an exec, waited and drained: forgotten
       resp->set_data(std::move(data));
       return absl::OkStatus();
     };
@@ -132,11 +155,36 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
 
   d.Add<grpc::CloseStdinRequest, Empty>(
       "grpc.AgentService/CloseStdin",
-      [sb](CallContext&, const grpc::CloseStdinRequest& req, Empty*) -> Status {
+      [sb](CallContext& ctx, const grpc::CloseStdinRequest& req, Empty*) -> Status {
         ASSIGN_OR_RETURN(std::shared_ptr<Process> p,
                          FindProcess(sb, req.container_id(), req.exec_id()));
-        if (p->stdin_stream()) p->stdin_stream()->Close();
-        return absl::OkStatus();
+        return p->CloseStdin(ctx);
+      });
+
+  d.Add<grpc::ExecProcessRequest, Empty>(
+      "grpc.AgentService/ExecProcess",
+      [sb](CallContext& ctx, const grpc::ExecProcessRequest& req, Empty*) -> Status {
+        const std::string& cid = req.container_id();
+        RETURN_IF_ERROR(ValidateId("container_id", cid));
+        RETURN_IF_ERROR(ValidateId("exec_id", req.exec_id()));
+        std::string what = StrCat("exec ", req.exec_id(), " in container ", cid);
+        if (!req.has_process()) return absl::InvalidArgumentError(what + ": process: missing");
+        ProcessSpec parsed;
+        if (Status st = ParseProcessSpec(req.process(), &parsed); !st.ok())
+          return Annotate(st, what);
+        StatusOr<std::optional<UserNames>> names = ParseStringUser(req.string_user());
+        if (!names.ok()) return Annotate(names.status(), what);
+        ASSIGN_OR_RETURN(std::shared_ptr<Container> c, sb->Get(cid));
+        Container::ExecParams ep{req.exec_id(), req.process(), std::move(*names)};
+        return Annotate(c->Exec(ctx, std::move(ep)), what);
+      });
+
+  d.Add<grpc::TtyWinResizeRequest, Empty>(
+      "grpc.AgentService/TtyWinResize",
+      [sb](CallContext&, const grpc::TtyWinResizeRequest& req, Empty*) -> Status {
+        ASSIGN_OR_RETURN(std::shared_ptr<Process> p,
+                         FindProcess(sb, req.container_id(), req.exec_id()));
+        return p->ResizeTerminal(req.row(), req.column());
       });
 }
 
