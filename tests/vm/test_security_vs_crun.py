@@ -39,6 +39,7 @@ from katatest.vmclient import GuestAgentClient  # noqa: E402
 INITRD_CRUN = os.path.join(katatest.GUEST_DIR, "initrd-crun.img")
 TREE = "/opt/kata-test/crun"  # in the guest
 PROBE = os.path.join(katatest.BIN, "sec-probe")
+RUN_TIMED = os.path.join(katatest.BIN, "run-timed")  # for bench/exec_vs_crun.py, when built
 
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
                 "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT",
@@ -56,12 +57,13 @@ def ensure_crun_initrd():
             raise unittest.SkipTest(f"{p} is missing: build first")
     if not os.path.exists("/usr/bin/crun"):
         raise unittest.SkipTest("crun is not installed on the host (apt-get install crun)")
-    inputs = [agent, PROBE, os.path.join(katatest.SRC_DIR, "rootfs-builder", "crun-rootfs.sh")]
+    helpers = [PROBE] + ([RUN_TIMED] if os.path.exists(RUN_TIMED) else [])
+    inputs = helpers + [agent, os.path.join(katatest.SRC_DIR, "rootfs-builder", "crun-rootfs.sh")]
     if os.path.exists(INITRD_CRUN) and all(os.path.getmtime(INITRD_CRUN) >= os.path.getmtime(i) for i in inputs):
         return
     tree = os.path.join(katatest.GUEST_DIR, "crun-rootfs")
     subprocess.run(["rm", "-rf", tree], check=True)
-    subprocess.run([os.path.join(katatest.SRC_DIR, "rootfs-builder", "crun-rootfs.sh"), tree, PROBE],
+    subprocess.run([os.path.join(katatest.SRC_DIR, "rootfs-builder", "crun-rootfs.sh"), tree] + helpers,
                    check=True, capture_output=True)
     subprocess.run([os.path.join(katatest.SRC_DIR, "initrd", "mkinitrd.py"), "--agent", agent, "--debug",
                     "--out", INITRD_CRUN, "--tree", f"{tree}:{TREE}"], check=True, capture_output=True)
