@@ -85,7 +85,7 @@ struct ProcessSpec {
   // sets exactly as listed.
   std::optional<CapSets> capabilities;
   std::vector<RlimitSpec> rlimits;
-  int oom_score_adj = 0;                        // 0: left as inherited
+  int oom_score_adj = 0;  // written when it differs (proto3: 0 also when not given)
   std::string apparmor_profile, selinux_label;  // accepted; the guest has no LSM
 };
 
