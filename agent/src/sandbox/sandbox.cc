@@ -45,30 +45,46 @@ Status Sandbox::CreateSandbox(const std::string& hostname, const std::string& sa
   return absl::OkStatus();
 }
 
-Status Sandbox::DestroySandbox(CallContext& ctx, std::chrono::seconds grace) {
+void Sandbox::ForgetSandbox() {
+  std::lock_guard<std::mutex> lk(mu_);
+  created_ = false;
+  hostname_.clear();
+  sandbox_id_.clear();
+}
+
+Status Sandbox::DestroySandbox(CallContext& ctx, std::chrono::seconds term_grace,
+                               std::chrono::seconds kill_grace) {
   std::vector<std::shared_ptr<Container>> all;
   {
     std::lock_guard<std::mutex> lk(mu_);
     for (auto& [id, c] : containers_) all.push_back(c);
   }
-  // Everything gets SIGKILL at once, then each container is waited for and released.
+  // SIGTERM to every container's init, then the grace period for all of them together
+  // (an init that has no handler for it gets SIGKILL: see Container::Signal).
+  auto t0 = std::chrono::steady_clock::now();
   for (auto& c : all) {
-    if (c->state() != Container::State::kCreating) (void)c->Signal("", SIGKILL);
+    if (c->state() != Container::State::kCreating) (void)c->Signal("", SIGTERM);
   }
+  CallContext term(ctx.method(), std::min(ctx.deadline(), t0 + term_grace));
+  for (auto& c : all) {
+    if (c->state() == Container::State::kCreating) continue;
+    if (!c->Wait(term, "").ok()) break;  // the grace period is over
+  }
+  log::Info("DestroySandbox: containers terminated")
+      .Kv("ms",
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  // Then SIGKILL for whatever is left (execs included), each container waited for and
+  // released, with its poststop hooks.
   Status first = absl::OkStatus();
   for (auto& c : all) {
     if (c->state() == Container::State::kCreating) continue;  // its own failure path cleans up
-    Status st = c->Remove(ctx, grace);
+    Status st = RemoveContainer(ctx, c->id(), kill_grace);
     if (!st.ok()) {
       log::Warn("DestroySandbox: container not removed")
           .Kv("container", c->id())
           .Kv("error", st.ToString());
       if (first.ok()) first = st;
-      continue;
     }
-    std::lock_guard<std::mutex> lk(mu_);
-    auto it = containers_.find(c->id());
-    if (it != containers_.end() && it->second == c) containers_.erase(it);
   }
   std::lock_guard<std::mutex> lk(mu_);
   created_ = false;
@@ -137,6 +153,10 @@ Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const s
 
   Container::CreateParams p;
   p.spec = spec;
+  PodView pod = pod_.View();
+  ApplyPodToSpec(pod, &p.spec);
+  ContainerHooks hooks{HooksFor(pod, spec), HookState{id, "created", 0, rw.bundle_dir, {}}};
+  for (const auto& [k, v] : spec.annotations()) hooks.state.annotations[k] = v;
   RewriteSpecForInit(rw, &p.spec);
   StatusOr<ContainerSpec> parsed = ParseSpec(p.spec);
   if (!parsed.ok()) {
@@ -168,10 +188,68 @@ Status Sandbox::CreateContainer(CallContext& ctx, const std::string& id, const s
       if (ns && syscall(SYS_pidfd_send_signal, (*init)->pidfd(), 0, nullptr, 0) != 0) ns.reset();
     }
   }
-  std::lock_guard<std::mutex> lk(mu_);
-  if (!pidns_ && ns && containers_.size() == 1) {
-    pidns_ = std::move(ns);
-    pidns_owner_ = id;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!pidns_ && ns && containers_.size() == 1) {
+      pidns_ = std::move(ns);
+      pidns_owner_ = id;
+    }
+    hooks_[id] = std::move(hooks);
+  }
+  // The container is set up and waits for StartContainer: the runtime's hooks of the
+  // create operation, in OCI's order. One failing undoes the container.
+  int pid = 0;
+  if (StatusOr<std::shared_ptr<Process>> init = c->FindProcess(""); init.ok()) pid = (*init)->pid();
+  Status st = RunContainerHooks(id, &GuestHooks::create_runtime, "createRuntime", "created", pid);
+  if (st.ok()) st = RunContainerHooks(id, &GuestHooks::prestart, "prestart", "created", pid);
+  if (st.ok())
+    st = RunContainerHooks(id, &GuestHooks::create_container, "createContainer", "created", pid);
+  if (!st.ok()) {
+    if (Status r = c->Remove(ctx, std::chrono::seconds(10)); !r.ok()) {
+      log::Warn("container not removed after a failed hook")
+          .Kv("container", id)
+          .Kv("error", r.ToString());
+    }
+    drop();
+    std::lock_guard<std::mutex> lk(mu_);
+    hooks_.erase(id);
+    if (pidns_owner_ == id) {
+      pidns_.reset();
+      pidns_owner_.clear();
+    }
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+Status Sandbox::RunContainerHooks(const std::string& id, std::vector<Hook> GuestHooks::*which,
+                                  const char* kind, const char* status, int pid) {
+  std::vector<Hook> hooks;
+  HookState state;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = hooks_.find(id);
+    if (it == hooks_.end() || (it->second.hooks.*which).empty()) return absl::OkStatus();
+    hooks = it->second.hooks.*which;
+    state = it->second.state;
+  }
+  state.status = status;
+  state.pid = pid;
+  return RunHooks(hooks, kind, HookStateJson(state));
+}
+
+Status Sandbox::StartContainer(CallContext& ctx, const std::string& id) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Container> c, Get(id));
+  int pid = 0;
+  if (StatusOr<std::shared_ptr<Process>> init = c->FindProcess(""); init.ok()) pid = (*init)->pid();
+  if (c->state() == Container::State::kCreated) {
+    RETURN_IF_ERROR(
+        RunContainerHooks(id, &GuestHooks::start_container, "startContainer", "created", pid));
+  }
+  RETURN_IF_ERROR(c->Start(ctx));
+  if (Status st = RunContainerHooks(id, &GuestHooks::poststart, "poststart", "running", pid);
+      !st.ok()) {
+    log::Warn("poststart hook failed").Kv("container", id).Kv("error", st.ToString());
   }
   return absl::OkStatus();
 }
@@ -180,7 +258,7 @@ Status Sandbox::RemoveContainer(CallContext& ctx, const std::string& id,
                                 std::chrono::seconds timeout) {
   ASSIGN_OR_RETURN(std::shared_ptr<Container> c, Get(id));
   RETURN_IF_ERROR(c->Remove(ctx, timeout));
-  std::lock_guard<std::mutex> lk(mu_);
+  std::unique_lock<std::mutex> lk(mu_);
   auto it = containers_.find(id);
   if (it != containers_.end() && it->second == c) containers_.erase(it);
   // Its pid namespace died with it: the next container to ask starts a new one.
@@ -188,6 +266,14 @@ Status Sandbox::RemoveContainer(CallContext& ctx, const std::string& id,
     pidns_.reset();
     pidns_owner_.clear();
   }
+  lk.unlock();
+  // After the container is deleted, before the reply: the poststop hooks.
+  if (Status st = RunContainerHooks(id, &GuestHooks::poststop, "poststop", "stopped", 0);
+      !st.ok()) {
+    log::Warn("poststop hook failed").Kv("container", id).Kv("error", st.ToString());
+  }
+  lk.lock();
+  hooks_.erase(id);
   return absl::OkStatus();
 }
 

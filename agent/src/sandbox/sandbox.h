@@ -28,6 +28,7 @@
 #include "runtime/guest_cgroups.h"
 #include "sandbox/container.h"
 #include "sandbox/oom_watcher.h"
+#include "sandbox/pod.h"
 #include "util/status.h"
 #include "util/unique_fd.h"
 
@@ -48,9 +49,15 @@ class Sandbox {
   // their own get it) and sandbox_id. A second call before DestroySandbox is
   // ALREADY_EXISTS.
   Status CreateSandbox(const std::string& hostname, const std::string& sandbox_id);
-  // Kills and removes every container (each waited for, up to grace), then forgets the
-  // sandbox. The caller syncs and, as PID 1, powers off.
-  Status DestroySandbox(CallContext& ctx, std::chrono::seconds grace);
+  // Undoes CreateSandbox's record after a failed set-up.
+  void ForgetSandbox();
+  // Stops every container: SIGTERM to each, up to term_grace for all of them to exit,
+  // then SIGKILL and each removed (waited for up to kill_grace) with its poststop hooks;
+  // then forgets the sandbox. The caller releases storages, syncs and, as PID 1, powers off.
+  Status DestroySandbox(CallContext& ctx, std::chrono::seconds term_grace,
+                        std::chrono::seconds kill_grace);
+  // What CreateSandbox set up for the pod (namespaces, hooks, dns).
+  Pod& pod() { return pod_; }
 
   // CreateContainer with a spec that ParseSpec accepted. exec_id: what the runtime will
   // call the init process (empty: the container id, as upstream). sandbox_pidns: join the
@@ -59,6 +66,10 @@ class Sandbox {
   Status CreateContainer(CallContext& ctx, const std::string& id, const std::string& exec_id,
                          const grpc::Spec& spec, bool sandbox_pidns,
                          const std::optional<UserNames>& names = std::nullopt);
+  // StartContainer with the hooks around it: startContainer before the exec, poststart
+  // after (logged only).
+  Status StartContainer(CallContext& ctx, const std::string& id);
+  // RemoveContainer, then its poststop hooks (logged only).
   Status RemoveContainer(CallContext& ctx, const std::string& id, std::chrono::seconds timeout);
   // NOT_FOUND for an unknown id.
   StatusOr<std::shared_ptr<Container>> Get(const std::string& id) const;
@@ -81,6 +92,17 @@ class Sandbox {
   // can join it (as /proc/<agent>/fd/N) even after its path would have gone.
   UniqueFd pidns_;           // mu_
   std::string pidns_owner_;  // mu_: the container whose pid namespace it is
+  Pod pod_;
+  // The hooks of each container (the spec's and the guest's, as they were when it was
+  // created) and its state for them.
+  struct ContainerHooks {
+    GuestHooks hooks;
+    HookState state;
+  };
+  std::map<std::string, ContainerHooks> hooks_;  // mu_
+  // Runs the container's hooks of one type with its state (status, pid).
+  Status RunContainerHooks(const std::string& id, std::vector<Hook> GuestHooks::*which,
+                           const char* kind, const char* status, int pid);
 };
 
 }  // namespace kata

@@ -80,8 +80,8 @@ void RegisterContainerService(Dispatcher& d, ServiceEnv& env) {
       "grpc.AgentService/StartContainer",
       [sb](CallContext& ctx, const grpc::StartContainerRequest& req, Empty*) -> Status {
         RETURN_IF_ERROR(ValidateId("container_id", req.container_id()));
-        ASSIGN_OR_RETURN(std::shared_ptr<Container> c, sb->Get(req.container_id()));
-        return Annotate(c->Start(ctx), StrCat("start container ", req.container_id()));
+        return Annotate(sb->StartContainer(ctx, req.container_id()),
+                        StrCat("start container ", req.container_id()));
       });
 
   d.Add<grpc::RemoveContainerRequest, Empty>(

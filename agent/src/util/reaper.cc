@@ -159,6 +159,16 @@ int ExitCodeOf(int ws) {
 StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& input,
                                    size_t max_output, int timeout_ms) {
   if (argv.empty()) return absl::InvalidArgumentError("RunCommand: empty argv");
+  return RunCommand(CommandSpec{argv[0], argv, std::nullopt, input, max_output, timeout_ms});
+}
+
+StatusOr<CommandResult> RunCommand(const CommandSpec& spec) {
+  const std::vector<std::string>& argv = spec.argv;
+  const std::string& input = spec.input;
+  const size_t max_output = spec.max_output;
+  const int timeout_ms = spec.timeout_ms;
+  if (argv.empty() || spec.path.empty())
+    return absl::InvalidArgumentError("RunCommand: empty argv");
   int in[2], out[2];
   if (pipe2(in, O_CLOEXEC) < 0) return ErrnoError(errno, "pipe2");
   UniqueFd in_r(in[0]), in_w(in[1]);
@@ -181,6 +191,11 @@ StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const s
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
+  std::vector<char*> cenv;
+  if (spec.env) {
+    for (const auto& e : *spec.env) cenv.push_back(const_cast<char*>(e.c_str()));
+    cenv.push_back(nullptr);
+  }
 
   struct Done {
     std::mutex mu;
@@ -192,8 +207,9 @@ StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const s
   StatusOr<pid_t> pid = Reaper::Get().Spawn(
       [&]() -> StatusOr<pid_t> {
         pid_t p;
-        int err = posix_spawn(&p, cargv[0], &fa, &attr, cargv.data(), environ);
-        if (err != 0) return ErrnoError(err, "spawn ", argv[0]);
+        int err = posix_spawn(&p, spec.path.c_str(), &fa, &attr, cargv.data(),
+                              spec.env ? cenv.data() : environ);
+        if (err != 0) return ErrnoError(err, "spawn ", spec.path);
         return p;
       },
       [done](int st) {
@@ -226,6 +242,7 @@ StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const s
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0) {
       kill(*pid, SIGKILL);
+      res.timed_out = true;
       break;
     }
     struct pollfd p = {out_r.get(), POLLIN, 0};
@@ -242,6 +259,7 @@ StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const s
   std::unique_lock<std::mutex> lk(done->mu);
   if (!done->cv.wait_until(lk, deadline + std::chrono::seconds(5), [&] { return done->done; })) {
     kill(*pid, SIGKILL);
+    res.timed_out = true;
     done->cv.wait(lk, [&] { return done->done; });
   }
   res.wait_status = done->status;

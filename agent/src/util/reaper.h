@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,9 +58,22 @@ class Reaper {
 struct CommandResult {
   int wait_status = 0;
   std::string output;
+  bool timed_out = false;  // killed with SIGKILL when timeout_ms passed
 };
 StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& input = {},
                                    size_t max_output = 1 << 20, int timeout_ms = 60000);
+
+// The general form: path run with argv (argv[0] may differ from path, as execv allows)
+// and, when env is given, exactly that environment (otherwise the agent's).
+struct CommandSpec {
+  std::string path;
+  std::vector<std::string> argv;
+  std::optional<std::vector<std::string>> env;
+  std::string input;
+  size_t max_output = 1 << 20;
+  int timeout_ms = 60000;
+};
+StatusOr<CommandResult> RunCommand(const CommandSpec& spec);
 
 // "exited 3", "killed by SIGKILL"
 std::string DescribeWaitStatus(int wait_status);
