@@ -6,7 +6,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build agent test test-unit test-host test-vm demo bench guest kernel initrd rootfs \
+.PHONY: all deps build agent test test-unit test-host test-vm demo bench guest kernel initrd initrd-crun rootfs \
         format format-check sanitize clean help
 
 all: build
@@ -52,11 +52,19 @@ initrd-test: build $(GUEST)/busybox-rootfs/bin/busybox
 	  $(if $(wildcard $(BUILD)/bin/vsock-echo),--add $(BUILD)/bin/vsock-echo:/usr/bin/vsock-echo) \
 	  --tree $(GUEST)/busybox-rootfs:/opt/kata-test/busybox
 
+# The crun comparison's initrd: the test initrd's agent and debug shell plus a rootfs carrying
+# crun (with its shared libraries) and sec-probe, at /opt/kata-test/crun. Not part of
+# `make guest`: the tests that need it build it when it is missing.
+initrd-crun: build
+	@rm -rf $(GUEST)/crun-rootfs && rootfs-builder/crun-rootfs.sh $(GUEST)/crun-rootfs $(BUILD)/bin/sec-probe >/dev/null
+	@initrd/mkinitrd.py --agent $(BUILD)/bin/kata-agent --debug --out $(GUEST)/initrd-crun.img \
+	  --tree $(GUEST)/crun-rootfs:/opt/kata-test/crun
+
 rootfs: build $(GUEST)/busybox-rootfs/bin/busybox
 	@rootfs-builder/build-guest-rootfs.sh $(BUILD)/bin/kata-agent $(GUEST)
 	@rootfs-builder/build-disk-image.sh $(GUEST)/busybox-rootfs $(GUEST)/busybox.ext4
 
-test: deps build guest
+test: deps build guest fuzz-build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 1800 -j1
 
 test-unit: build
@@ -71,9 +79,50 @@ test-vm: build guest
 demo: deps build guest
 	@/usr/bin/python3 tools/demo.py
 
-# Benchmarks (never part of `make test`): bench/results/{latest.json,REPORT.md}.
-bench: deps build guest
-	@/usr/bin/python3 bench/run.py
+# Benchmarks (never part of `make test`): bench/results/{latest.json,REPORT.md,*.png}. The
+# ttrpc-only flavour of the agent (-DKATA_GRPC=OFF) is built beside $(BUILD) in $(BENCH_TTRPC).
+BENCH_TTRPC ?= build-bench-ttrpc
+.PHONY: bench-ttrpc
+bench: deps build guest bench-ttrpc
+	@KATA_BUILD_DIR=$(abspath $(BUILD)) KATA_TTRPC_BUILD_DIR=$(abspath $(BENCH_TTRPC)) /usr/bin/python3 bench/run.py
+
+bench-ttrpc:
+	@cmake -S . -B $(BENCH_TTRPC) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKATA_GRPC=OFF -DKATA_TESTS=OFF >/dev/null
+	@cmake --build $(BENCH_TTRPC) -j $(JOBS) --target kata-agent 2>&1 | grep -E '^kata-agent:|error|Error' || true
+	@test -x $(BENCH_TTRPC)/bin/kata-agent
+
+# Robustness: fuzzing (tests/fuzz, build-fuzz/) and sanitizers (build-asan/)
+# The fuzz build is clang with -fsanitize=fuzzer,address,undefined, dynamically linked;
+# `make test` builds it and its ctest entry fuzz.smoke runs every target for a few seconds.
+# `make fuzz`: each target for FUZZ_RUNS inputs -> bench/results/fuzz.json.
+# `make test-sanitize`: the unit and host tiers of an ASan+UBSan build (KATA_SANITIZE).
+FUZZ_BUILD ?= build-fuzz
+ASAN_BUILD ?= build-asan
+FUZZ_RUNS ?= 100000
+.PHONY: fuzz fuzz-build test-sanitize
+
+fuzz-build: deps
+	@/usr/bin/python3 tests/fuzz/run.py --build-dir $(FUZZ_BUILD) --jobs $(JOBS) --build-only
+
+fuzz: deps
+	@/usr/bin/python3 tests/fuzz/run.py --build-dir $(FUZZ_BUILD) --jobs $(JOBS) --runs $(FUZZ_RUNS)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(ASAN_BUILD) -DKATA_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g" >/dev/null
+
+sanitize: deps $(ASAN_BUILD)/CMakeCache.txt
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target kata-agent agent-ctl unit-tests novsock python-stubs \
+	  2>&1 | grep -vE '^\[|^(make|gmake)\[|Scanning|Built target' || true
+	@test -x $(ASAN_BUILD)/bin/kata-agent && test -x $(ASAN_BUILD)/bin/unit-tests
+
+# Leak checking on the unit tier only: the host tier's agents are ended by a signal with
+# their process-wide state still allocated, so there ASan and UBSan report errors (use
+# after free, overflows, undefined behaviour), which fail the test (katatest.HostAgent).
+test-sanitize: sanitize
+	@cd $(ASAN_BUILD) && export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 && \
+	  ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j1 -L '^unit$$' && \
+	  ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure --timeout 900 -j1 -L '^host$$'
 
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
