@@ -139,9 +139,20 @@ TEST_CASE("pod spec changes: listed ipc/uts namespaces are the pod's, resolv.con
   m2->set_type("bind");
   m2->set_source("/x/hosts");
 
-  PodView pod{
-      "/run/sandbox-ns/ipc", "/run/sandbox-ns/uts", "/run/kata-containers/sandbox/resolv.conf", {}};
+  PodView pod{"/run/sandbox-ns/ipc",
+              "/run/sandbox-ns/uts",
+              "pod",
+              "/run/kata-containers/sandbox/resolv.conf",
+              {}};
+  // A hostname of its own: a uts namespace of its own (the pod is never renamed).
+  grpc::Spec own = s;
+  ApplyPodToSpec(pod, &own);
+  CHECK(own.linux().namespaces(1).path().empty());
+  CHECK(own.hostname() == "from-spec");
+  CHECK(own.linux().namespaces(0).path() == "/run/sandbox-ns/ipc");
+  // The sandbox's hostname (as the runtime sends it): the pod's uts namespace.
   grpc::Spec a = s;
+  a.set_hostname("pod");
   ApplyPodToSpec(pod, &a);
   CHECK(a.linux().namespaces(0).path() == "/run/sandbox-ns/ipc");
   CHECK(a.linux().namespaces(1).path() == "/run/sandbox-ns/uts");

@@ -29,10 +29,11 @@ void ApplyPodToSpec(const PodView& pod, grpc::Spec* spec) {
     for (auto& ns : *spec->mutable_linux()->mutable_namespaces()) {
       if (ns.type() == "ipc") ns.set_path(pod.ipc_ns_path);
       if (ns.type() == "uts") {
-        ns.set_path(pod.uts_ns_path);
-        // The pod's uts namespace has the sandbox hostname; a container joining it does
-        // not rename the pod (upstream sets a hostname only in a new uts namespace).
-        if (!pod.uts_ns_path.empty()) spec->clear_hostname();
+        const bool own = !spec->hostname().empty() && spec->hostname() != pod.hostname;
+        ns.set_path(own ? "" : pod.uts_ns_path);
+        // Joining, the hostname is already the pod's (upstream sets one only in a new uts
+        // namespace).
+        if (!own && !pod.uts_ns_path.empty()) spec->clear_hostname();
       }
     }
   }
@@ -63,16 +64,18 @@ GuestHooks HooksFor(const PodView& pod, const grpc::Spec& spec) {
   return h;
 }
 
-void Pod::Set(SharedNamespaces ns, GuestHooks hooks, std::string resolv_conf) {
+void Pod::Set(SharedNamespaces ns, std::string hostname, GuestHooks hooks,
+              std::string resolv_conf) {
   std::lock_guard<std::mutex> lk(mu_);
   ns_ = std::move(ns);
+  hostname_ = std::move(hostname);
   hooks_ = std::move(hooks);
   resolv_conf_ = std::move(resolv_conf);
 }
 
 PodView Pod::View() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return PodView{ns_.ipc_path(), ns_.uts_path(), resolv_conf_, hooks_};
+  return PodView{ns_.ipc_path(), ns_.uts_path(), hostname_, resolv_conf_, hooks_};
 }
 
 void Pod::Clear() {
@@ -81,6 +84,7 @@ void Pod::Clear() {
     std::lock_guard<std::mutex> lk(mu_);
     ns = std::move(ns_);
     hooks_ = GuestHooks{};
+    hostname_.clear();
     resolv_conf_.clear();
   }
   if (Status st = ns.Release(); !st.ok()) {

@@ -22,15 +22,17 @@ namespace kata {
 // A copy of the pod's settings, for one container's creation.
 struct PodView {
   std::string ipc_ns_path, uts_ns_path;  // empty: none (each container gets its own)
+  std::string hostname;                  // the sandbox's (in the pod's uts namespace)
   std::string resolv_conf;               // empty: CreateSandbox had no dns
   GuestHooks hooks;
 };
 
 // The pod's changes to a container's spec (pure), as upstream's agent makes them: an ipc
 // or uts namespace the spec lists is the pod's (whatever path the host gave: host paths
-// mean nothing in the guest), and a container joining the pod's uts namespace keeps its
-// hostname (the spec's is dropped); a bind mount onto /etc/resolv.conf takes the sandbox's
-// file.
+// mean nothing in the guest). A uts namespace is the pod's when the spec names no
+// hostname or the sandbox's (as the Kata runtime sends it; the spec's is then not set
+// again); a container with a hostname of its own keeps a uts namespace of its own, so it
+// never renames the pod. A bind mount onto /etc/resolv.conf takes the sandbox's file.
 void ApplyPodToSpec(const PodView& pod, grpc::Spec* spec);
 
 // The spec's own hooks (the Kata runtime normally strips them) followed by the guest's.
@@ -38,7 +40,7 @@ GuestHooks HooksFor(const PodView& pod, const grpc::Spec& spec);
 
 class Pod {
  public:
-  void Set(SharedNamespaces ns, GuestHooks hooks, std::string resolv_conf);
+  void Set(SharedNamespaces ns, std::string hostname, GuestHooks hooks, std::string resolv_conf);
   PodView View() const;
   // Unmounts the namespaces; the hooks and dns are forgotten.
   void Clear();
@@ -46,6 +48,7 @@ class Pod {
  private:
   mutable std::mutex mu_;
   SharedNamespaces ns_;      // mu_
+  std::string hostname_;     // mu_
   GuestHooks hooks_;         // mu_
   std::string resolv_conf_;  // mu_
 };

@@ -94,7 +94,7 @@ Status SetUpPod(CallContext& ctx, const grpc::CreateSandboxRequest& req,
       log::Warn("guest hooks not read").Kv("error", h.status().ToString());
     }
   }
-  sb->pod().Set(std::move(ns), std::move(hooks), std::move(resolv));
+  sb->pod().Set(std::move(ns), req.hostname(), std::move(hooks), std::move(resolv));
   return absl::OkStatus();
 }
 
