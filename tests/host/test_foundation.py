@@ -55,9 +55,9 @@ class Foundation(unittest.TestCase):
             d = a.GetGuestDetails(agent_pb2.GuestDetailsRequest(mem_block_size=True), timeout=10)
             self.assertGreater(d.mem_block_size_bytes, 0)
             with self.assertRaises(grpc.RpcError) as e:
-                a.ReseedRandomDev(agent_pb2.ReseedRandomDevRequest(data=b"x"), timeout=10)
+                a.SetPolicy(agent_pb2.SetPolicyRequest(policy="x"), timeout=10)
             self.assertEqual(e.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
-            self.assertIn("ReseedRandomDev", e.exception.details())
+            self.assertIn("SetPolicy", e.exception.details())
 
     def test_deadline_is_honoured(self):
         # A call with a deadline already past never reaches a handler.
