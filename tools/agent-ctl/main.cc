@@ -1,8 +1,8 @@
 // agent-ctl: a host-side client for the agent, for people, tests and benchmarks.
 //
 //   agent-ctl --addr unix:///run/agent.sock Check
-//   agent-ctl --addr hvsock:///tmp/vm/vsock.sock:1024 --proto grpc GetGuestDetails '{"mem_block_size":true}'
-//   agent-ctl --addr ... CreateContainer @request.json
+//   agent-ctl --addr hvsock:///tmp/vm/vsock.sock:1024 --proto grpc GetGuestDetails
+//   '{"mem_block_size":true}' agent-ctl --addr ... CreateContainer @request.json
 //
 // Every method of the API can be called: the request is given in the protobuf JSON
 // mapping (field names as in the .proto files), the response is printed the same way.
@@ -32,12 +32,14 @@ namespace pb = google::protobuf;
 
 void Usage(FILE* out) {
   fprintf(out,
-          "usage: agent-ctl --addr ADDR [--proto ttrpc|grpc] [--timeout SECONDS] [--repeat N] METHOD [REQUEST]\n"
+          "usage: agent-ctl --addr ADDR [--proto ttrpc|grpc] [--timeout SECONDS] [--repeat N] "
+          "METHOD [REQUEST]\n"
           "       agent-ctl list\n"
           "       agent-ctl console --addr ADDR       (a shell on the debug console port, 1026)\n"
           "       agent-ctl logs --addr ADDR [--follow] (the agent's log port, 1025)\n"
           "\n"
-          "  ADDR     unix:///path | unix://@name | hvsock:///path/to/backend.sock:PORT | vsock://CID:PORT\n"
+          "  ADDR     unix:///path | unix://@name | hvsock:///path/to/backend.sock:PORT | "
+          "vsock://CID:PORT\n"
           "  METHOD   a method name (Check, Version, CreateContainer, ...) or service/method\n"
           "  REQUEST  the request in protobuf JSON: inline, @file, or - for stdin (default {})\n"
           "  --repeat N  make the call N times on one connection and print the call rate\n");
@@ -104,19 +106,31 @@ int Main(int argc, char** argv) {
   double timeout_s = 60;
   long repeat = 0;
   static const struct option kOpts[] = {
-      {"addr", required_argument, nullptr, 'a'},   {"proto", required_argument, nullptr, 'p'},
+      {"addr", required_argument, nullptr, 'a'},    {"proto", required_argument, nullptr, 'p'},
       {"timeout", required_argument, nullptr, 't'}, {"repeat", required_argument, nullptr, 'r'},
       {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0},
   };
   int c;
   while ((c = getopt_long(argc, argv, "+", kOpts, nullptr)) != -1) {
     switch (c) {
-      case 'a': addr_s = optarg; break;
-      case 'p': proto = optarg; break;
-      case 't': timeout_s = atof(optarg); break;
-      case 'r': repeat = atol(optarg); break;
-      case 'h': Usage(stdout); return 0;
-      default: Usage(stderr); return 2;
+      case 'a':
+        addr_s = optarg;
+        break;
+      case 'p':
+        proto = optarg;
+        break;
+      case 't':
+        timeout_s = atof(optarg);
+        break;
+      case 'r':
+        repeat = atol(optarg);
+        break;
+      case 'h':
+        Usage(stdout);
+        return 0;
+      default:
+        Usage(stderr);
+        return 2;
     }
   }
   if (optind >= argc) {
@@ -141,7 +155,8 @@ int Main(int argc, char** argv) {
   }
   const pb::MethodDescriptor* method = FindMethod(method_name);
   if (!method) {
-    fprintf(stderr, "agent-ctl: unknown method '%s' (agent-ctl list shows them)\n", method_name.c_str());
+    fprintf(stderr, "agent-ctl: unknown method '%s' (agent-ctl list shows them)\n",
+            method_name.c_str());
     return 2;
   }
   std::string full = method->service()->full_name() + "/" + method->name();
@@ -172,13 +187,15 @@ int Main(int argc, char** argv) {
       if (Status st = t->Call(full, serialized, &out, timeout); !st.ok()) return Fail(st);
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    printf("{\"calls\": %ld, \"seconds\": %.6f, \"calls_per_second\": %.1f}\n", repeat, secs, repeat / secs);
+    printf("{\"calls\": %ld, \"seconds\": %.6f, \"calls_per_second\": %.1f}\n", repeat, secs,
+           repeat / secs);
     return 0;
   }
   if (Status st = t->Call(full, serialized, &out, timeout); !st.ok()) return Fail(st);
   std::unique_ptr<pb::Message> resp(factory.GetPrototype(method->output_type())->New());
   if (!resp->ParseFromString(out)) {
-    return Fail(absl::DataLossError("the response is not a valid " + method->output_type()->full_name()));
+    return Fail(
+        absl::DataLossError("the response is not a valid " + method->output_type()->full_name()));
   }
   std::string json;
   pb::util::JsonPrintOptions opts;

@@ -67,7 +67,9 @@ void RaiseFdLimit() {
     rlim_t old = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
-      log::Debug("raised RLIMIT_NOFILE").Kv("from", static_cast<uint64_t>(old)).Kv("to", static_cast<uint64_t>(rl.rlim_max));
+      log::Debug("raised RLIMIT_NOFILE")
+          .Kv("from", static_cast<uint64_t>(old))
+          .Kv("to", static_cast<uint64_t>(rl.rlim_max));
     }
   }
 }
@@ -91,7 +93,8 @@ int AgentMain(int argc, char** argv) {
     if (cmdline.ok()) {
       notes = ParseKernelCmdline(*cmdline, &cfg);
     } else {
-      notes.push_back({log::Level::kWarn, std::string("cannot read /proc/cmdline: ") + std::string(cmdline.status().message())});
+      notes.push_back({log::Level::kWarn, std::string("cannot read /proc/cmdline: ") +
+                                              std::string(cmdline.status().message())});
     }
   }
   for (auto& n : ApplyEnvironment(&Getenv, &cfg)) notes.push_back(std::move(n));
@@ -109,19 +112,33 @@ int AgentMain(int argc, char** argv) {
   int c;
   while ((c = getopt_long(argc, argv, "", kOpts, nullptr)) != -1) {
     switch (c) {
-      case 'a': cfg.server_addr = optarg; break;
+      case 'a':
+        cfg.server_addr = optarg;
+        break;
       case 'l':
         if (!log::ParseLevel(optarg, &cfg.log_level)) {
           fprintf(stderr, "kata-agent: invalid log level '%s'\n", optarg);
           return 2;
         }
         break;
-      case 's': cfg.sniff_timeout_s = static_cast<uint32_t>(atoi(optarg)); break;
-      case 'b': cfg.bundle_dir = optarg; break;
-      case 'p': cfg.container_pipe_size = static_cast<uint32_t>(atoi(optarg)); break;
-      case 'V': printf("kata-agent %s\n", kAgentVersion); return 0;
-      case 'h': Usage(stdout); return 0;
-      default: Usage(stderr); return 2;
+      case 's':
+        cfg.sniff_timeout_s = static_cast<uint32_t>(atoi(optarg));
+        break;
+      case 'b':
+        cfg.bundle_dir = optarg;
+        break;
+      case 'p':
+        cfg.container_pipe_size = static_cast<uint32_t>(atoi(optarg));
+        break;
+      case 'V':
+        printf("kata-agent %s\n", kAgentVersion);
+        return 0;
+      case 'h':
+        Usage(stdout);
+        return 0;
+      default:
+        Usage(stderr);
+        return 2;
     }
   }
   log::SetLevel(cfg.log_level);
@@ -129,8 +146,9 @@ int AgentMain(int argc, char** argv) {
 
   if (cfg.server_addr.empty()) {
     if (!pid1) {
-      fprintf(stderr, "kata-agent: no server address: give --server-addr (or KATA_AGENT_SERVER_ADDR);\n"
-                      "the default %s applies only when the agent runs as PID 1\n",
+      fprintf(stderr,
+              "kata-agent: no server address: give --server-addr (or KATA_AGENT_SERVER_ADDR);\n"
+              "the default %s applies only when the agent runs as PID 1\n",
               std::string(kDefaultServerAddr).c_str());
       Usage(stderr);
       return 2;
@@ -184,8 +202,7 @@ int AgentMain(int argc, char** argv) {
     // Only the guest's cgroups, never a host's: the agent must be PID 1 on pure cgroup2.
     uint64_t reserve = static_cast<uint64_t>(cfg.memory_reserve_mb) << 20;
     if (Status st = sandbox.EnableCgroups(reserve, &oom_events); !st.ok()) {
-      log::Error("cgroups: not managed; containers run without limits")
-          .Kv("error", st.ToString());
+      log::Error("cgroups: not managed; containers run without limits").Kv("error", st.ToString());
     }
   }
   static Storages storages(cfg);

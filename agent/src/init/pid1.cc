@@ -26,7 +26,8 @@
 namespace kata {
 namespace {
 
-void MountOrWarn(const char* src, const char* dst, const char* type, unsigned long flags, const char* data) {
+void MountOrWarn(const char* src, const char* dst, const char* type, unsigned long flags,
+                 const char* data) {
   mkdir(dst, 0755);
   if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY) {
     log::Warn("mount failed").Kv("type", type).Kv("target", dst).Kv("error", ErrnoText(errno));
@@ -107,14 +108,16 @@ Status Reroot(char** argv) {
   struct stat root;
   if (stat("/", &root) < 0) return ErrnoError(errno, "stat /");
   if (mkdir(kNew, 0755) < 0 && errno != EEXIST) return ErrnoError(errno, "mkdir ", kNew);
-  if (mount("tmpfs", kNew, "tmpfs", MS_NOATIME, "mode=0755") < 0) return ErrnoError(errno, "mount tmpfs on ", kNew);
+  if (mount("tmpfs", kNew, "tmpfs", MS_NOATIME, "mode=0755") < 0)
+    return ErrnoError(errno, "mount tmpfs on ", kNew);
   RETURN_IF_ERROR(MoveTree("/", kNew, root.st_dev));
   // The early mounts are re-made by the re-executed agent in the new root.
   umount2("/proc", MNT_DETACH);
   umount2("/sys", MNT_DETACH);
   umount2("/dev", MNT_DETACH);
   if (chdir(kNew) < 0) return ErrnoError(errno, "chdir ", kNew);
-  if (mount(".", "/", nullptr, MS_MOVE, nullptr) < 0) return ErrnoError(errno, "move ", kNew, " onto /");
+  if (mount(".", "/", nullptr, MS_MOVE, nullptr) < 0)
+    return ErrnoError(errno, "move ", kNew, " onto /");
   if (chroot(".") < 0) return ErrnoError(errno, "chroot");
   if (chdir("/") < 0) return ErrnoError(errno, "chdir /");
   execv("/init", argv);
@@ -162,18 +165,22 @@ void Pid1EarlySetup(int /*argc*/, char** argv) {
   if (RootIsInitramfs()) {
     Status st = Reroot(argv);
     // Only reached on failure: go on in the initramfs (containers will fail to pivot_root).
-    log::Error("cannot re-root off the initramfs; pivot_root will not work").Kv("error", st.ToString());
+    log::Error("cannot re-root off the initramfs; pivot_root will not work")
+        .Kv("error", st.ToString());
   }
 
-  MountOrWarn("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  MountOrWarn("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5");
   MountOrWarn("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   MountOrWarn("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
   MountOrWarn("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  MountOrWarn("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, "nsdelegate");
+  MountOrWarn("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "nsdelegate");
 
   // /dev/ptmx must open the devpts instance above, not the devtmpfs node.
   unlink("/dev/ptmx");
-  if (symlink("pts/ptmx", "/dev/ptmx") < 0) log::Warn("cannot link /dev/ptmx").Kv("error", ErrnoText(errno));
+  if (symlink("pts/ptmx", "/dev/ptmx") < 0)
+    log::Warn("cannot link /dev/ptmx").Kv("error", ErrnoText(errno));
   symlink("/proc/self/fd", "/dev/fd");
   symlink("/proc/self/fd/0", "/dev/stdin");
   symlink("/proc/self/fd/1", "/dev/stdout");

@@ -28,13 +28,14 @@ inline constexpr char kAgentVersion[] = KATA_AGENT_VERSION;
 // Every service and method of the API, declared so unregistered methods answer UNIMPLEMENTED.
 void DeclareApi(Dispatcher& d);
 
-void RegisterHealthService(Dispatcher& d, ServiceEnv& env);    // grpc.Health
-void RegisterGuestService(Dispatcher& d, ServiceEnv& env);     // GetGuestDetails, ...
-void RegisterContainerService(Dispatcher& d, ServiceEnv& env); // containers and processes
-void RegisterSandboxService(Dispatcher& d, ServiceEnv& env);   // CreateSandbox, DestroySandbox
-void RegisterEventsService(Dispatcher& d, ServiceEnv& env);    // GetOOMEvent
-void RegisterNetworkService(Dispatcher& d, ServiceEnv& env);   // interfaces, routes, ARP, iptables
-void RegisterResourcesService(Dispatcher& d, ServiceEnv& env); // Update/Stats/Pause/ResumeContainer
-void RegisterStorageService(Dispatcher& d, ServiceEnv& env);   // CopyFile, volumes, swap
+void RegisterHealthService(Dispatcher& d, ServiceEnv& env);     // grpc.Health
+void RegisterGuestService(Dispatcher& d, ServiceEnv& env);      // GetGuestDetails, ...
+void RegisterContainerService(Dispatcher& d, ServiceEnv& env);  // containers and processes
+void RegisterSandboxService(Dispatcher& d, ServiceEnv& env);    // CreateSandbox, DestroySandbox
+void RegisterEventsService(Dispatcher& d, ServiceEnv& env);     // GetOOMEvent
+void RegisterNetworkService(Dispatcher& d, ServiceEnv& env);    // interfaces, routes, ARP, iptables
+void RegisterResourcesService(Dispatcher& d,
+                              ServiceEnv& env);               // Update/Stats/Pause/ResumeContainer
+void RegisterStorageService(Dispatcher& d, ServiceEnv& env);  // CopyFile, volumes, swap
 
 }  // namespace kata

@@ -20,8 +20,8 @@
 
 namespace kata {
 
-// Blocks SIGCHLD, SIGTERM, SIGINT, SIGHUP (and ignores SIGPIPE) in the calling thread; call first thing in main
-// so every later thread inherits the mask. Children get an empty mask from Spawn.
+// Blocks SIGCHLD, SIGTERM, SIGINT, SIGHUP (and ignores SIGPIPE) in the calling thread; call first
+// thing in main so every later thread inherits the mask. Children get an empty mask from Spawn.
 void BlockSignalsEarly();
 
 class Reaper {
@@ -60,8 +60,9 @@ struct CommandResult {
   std::string output;
   bool timed_out = false;  // killed with SIGKILL when timeout_ms passed
 };
-StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& input = {},
-                                   size_t max_output = 1 << 20, int timeout_ms = 60000);
+StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                   const std::string& input = {}, size_t max_output = 1 << 20,
+                                   int timeout_ms = 60000);
 
 // The general form: path run with argv (argv[0] may differ from path, as execv allows)
 // and, when env is given, exactly that environment (otherwise the agent's).
