@@ -53,10 +53,10 @@ initrd-test: build $(GUEST)/busybox-rootfs/bin/busybox
 	  --tree $(GUEST)/busybox-rootfs:/opt/kata-test/busybox
 
 # The crun comparison's initrd: the test initrd's agent and debug shell plus a rootfs carrying
-# crun (with its shared libraries) and sec-probe, at /opt/kata-test/crun. Not part of
+# crun (with its shared libraries), sec-probe and run-timed, at /opt/kata-test/crun. Not part of
 # `make guest`: the tests that need it build it when it is missing.
 initrd-crun: build
-	@rm -rf $(GUEST)/crun-rootfs && rootfs-builder/crun-rootfs.sh $(GUEST)/crun-rootfs $(BUILD)/bin/sec-probe >/dev/null
+	@rm -rf $(GUEST)/crun-rootfs && rootfs-builder/crun-rootfs.sh $(GUEST)/crun-rootfs $(BUILD)/bin/sec-probe $(BUILD)/bin/run-timed >/dev/null
 	@initrd/mkinitrd.py --agent $(BUILD)/bin/kata-agent --debug --out $(GUEST)/initrd-crun.img \
 	  --tree $(GUEST)/crun-rootfs:/opt/kata-test/crun
 
