@@ -33,8 +33,9 @@ def agent_ctl(addr, method, request=None, proto="grpc", timeout=60, check=True):
     """Calls one method through agent-ctl. Returns the response as a dict, or raises
     RpcError(code, message) when the agent answers an error (check=True)."""
     req = request if isinstance(request, str) else json.dumps(request or {})
-    p = subprocess.run([AGENT_CTL, "--addr", addr, "--proto", proto, "--timeout", str(timeout), method, req],
-                       capture_output=True, text=True, timeout=timeout + 30)
+    # The request goes on stdin ("-"): one argv string is capped at 128 KiB (CopyFile chunks).
+    p = subprocess.run([AGENT_CTL, "--addr", addr, "--proto", proto, "--timeout", str(timeout), method, "-"],
+                       input=req, capture_output=True, text=True, timeout=timeout + 30)
     if p.returncode != 0:
         err = p.stderr.strip()
         # "agent-ctl: NOT_FOUND: message"
@@ -43,7 +44,7 @@ def agent_ctl(addr, method, request=None, proto="grpc", timeout=60, check=True):
             if check:
                 raise RpcError(parts[1], parts[2])
             return {"_error": parts[1], "_message": parts[2]}
-        raise RuntimeError(f"agent-ctl failed ({p.returncode}): {err}")
+        raise RuntimeError(f"agent-ctl {method} failed ({p.returncode}): {err}")
     return json.loads(p.stdout) if p.stdout.strip() else {}
 
 

@@ -11,14 +11,13 @@
 Requests go to agent-ctl on stdin, so large ones (CopyFile chunks) fit.
 """
 import base64
-import json
 import os
 import subprocess
 import tempfile
 import threading
 import time
 
-from . import AGENT_CTL, RpcError
+from . import agent_ctl
 
 ROOTFS = "/opt/kata-test/busybox"  # inside the test initrd
 
@@ -60,17 +59,7 @@ class StorageGuest:
         self.probes = 0
 
     def call(self, method, req=None, timeout=60, check=True):
-        p = subprocess.run([AGENT_CTL, "--addr", self.vm.agent_addr(), "--timeout", str(timeout), method, "-"],
-                           input=json.dumps(req or {}), capture_output=True, text=True, timeout=timeout + 30)
-        if p.returncode != 0:
-            err = p.stderr.strip()
-            parts = err.split(": ", 2)
-            if len(parts) == 3 and parts[0] == "agent-ctl":
-                if check:
-                    raise RpcError(parts[1], parts[2])
-                return {"_error": parts[1], "_message": parts[2]}
-            raise RuntimeError(f"agent-ctl {method} failed ({p.returncode}): {err}")
-        return json.loads(p.stdout) if p.stdout.strip() else {}
+        return agent_ctl(self.vm.agent_addr(), method, req, proto="ttrpc", timeout=timeout, check=check)
 
     def wait_ready(self, timeout=120):
         self.vm.wait_agent(timeout=timeout)
