@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_split.h"
 #include "rpc/address.h"
+#include "util/accept.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/reaper.h"
@@ -452,17 +453,7 @@ void VsockConsole::CollectExits() {
 }
 
 void VsockConsole::Accept() {
-  for (;;) {
-    int c = accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (c < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != ECONNABORTED) {
-        log::Warn("debug console: accept failed").Kv("error", ErrnoText(errno));
-      }
-      return;
-    }
-    Open(UniqueFd(c));
-  }
+  AcceptPending(listen_.get(), "debug console", [this](UniqueFd c) { Open(std::move(c)); });
 }
 
 // Says why to the client, then closes: best effort, the socket is new and empty.

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "rpc/address.h"
+#include "util/accept.h"
 #include "util/log.h"
 #include "util/unique_fd.h"
 
@@ -183,26 +184,18 @@ void LogPort::Loop() {
 }
 
 void LogPort::Accept() {
-  for (;;) {
-    int c = accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (c < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != ECONNABORTED) {
-        log::Warn("log port: accept failed").Kv("error", ErrnoText(errno));
-      }
-      return;
-    }
+  AcceptPending(listen_.get(), "log port", [this](UniqueFd c) {
     bool replaced = static_cast<bool>(client_);
     if (replaced) DropClient();
-    client_.reset(c);
+    client_ = std::move(c);
     client_events_ = EPOLLIN | EPOLLRDHUP;
     struct epoll_event ev = {};
     ev.events = client_events_;
     ev.data.u64 = kClientTag;
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c, &ev) < 0) {
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, client_.get(), &ev) < 0) {
       client_.reset();
       log::Warn("log port: cannot watch a client").Kv("error", ErrnoText(errno));
-      continue;
+      return;
     }
     uint64_t backlog, dropped;
     {
@@ -218,7 +211,7 @@ void LogPort::Accept() {
         .Kv("backlog_lines", backlog)
         .Kv("dropped_lines", dropped)
         .Kv("replaced_previous", replaced);
-  }
+  });
 }
 
 void LogPort::Fill() {
