@@ -3,7 +3,7 @@
 bench/results/latest.json, bench/results/REPORT.md and PNG plots beside them. Never fails the
 build on a figure.
 
-A benchmark is any bench/*.py but this file and the helper modules (*lib.py): run with no
+A benchmark is any bench/*.py but this file, soak.py and the helper modules (*lib.py): run with no
 arguments, it prints one JSON record per line (benchlib.record's schema) and may print
 progress on stderr; exit 0 when it had to skip (say why on stderr). bench/analysis.md, the
 written account of what dominates each MISS, is copied into the report.
@@ -24,7 +24,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-SKIP = {"run.py"}
+SKIP = {"run.py", "soak.py"}  # soak.py: `make soak`, half an hour on its own
 ANALYSIS = os.path.join(HERE, "analysis.md")
 
 

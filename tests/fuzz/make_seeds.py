@@ -219,6 +219,17 @@ def vsock_seeds():
                                          rx_bufs=0, num_index=1))
 
 
+def policy_seeds():
+    # A document, NUL, then argv words separated by NULs (also read as one CopyFile path).
+    write("policy", "full", b'{"version": 1, "allow": ["*"], "deny": ["CreateContainer"], '
+          b'"exec": {"allowedArgv": [{"args": ["/bin/echo", "..."]}, {"args": ["sh", "-c", "ls [a-z]*"]}]}, '
+          b'"copyFile": {"allowedPaths": ["/run/kata-containers/shared/**", "/etc/*.conf"]}}'
+          b'\0/bin/echo\0hello')
+    write("policy", "path", b'{"version": 1, "copyFile": {"allowedPaths": ["/a/**"]}}\0/a/./b//../c')
+    write("policy", "rego", b"package agent_policy\ndefault ExecProcessRequest := false\n")
+    write("policy", "allow_list", b'{"version": 1, "allow": ["Check", "grpc.AgentService/ExecProcess"], "exec": {}}\0true')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default=os.path.join(SRC, "build"))
@@ -237,6 +248,7 @@ def main():
     cmdline_seeds()
     path_seeds()
     vsock_seeds()
+    policy_seeds()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
 TARGETS = ["ttrpc_frame", "sniff", "oci_spec", "storage", "network", "cmdline", "rootfs_path",
-           "vsock_tx"]
+           "vsock_tx", "policy"]
 # Longest input each target needs; keeps mutation where it matters.
 MAX_LEN = {"vsock_tx": 16384, "rootfs_path": 600, "cmdline": 4096, "sniff": 64}
 # rootfs_path makes and removes real directories for each input (about 100 times slower

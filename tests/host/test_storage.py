@@ -30,9 +30,8 @@ class HostStorage(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         katatest.require_root(cls)
-        cls.agent = HostAgent(extra_args=["--bundle-dir", "BUNDLES"])
-        cls.bundles = os.path.join(cls.agent.tmp, "bundles")
-        cls.agent.extra_args[1] = cls.bundles
+        cls.agent = HostAgent(own_bundle_dir=True)
+        cls.bundles = cls.agent.bundles
         cls.agent.__enter__()
         cls.rootfs = build_rootfs(os.path.join(cls.agent.tmp, "rootfs"))
         cls.c = ContainerClient(cls.agent.sock)

@@ -407,8 +407,8 @@ class AgentCtlTtrpc(unittest.TestCase):
     def test_errors_carry_code_and_message(self):
         with self.assertRaises(RpcError) as e:
             self.agent.call("SetPolicy", {"policy": "x"}, proto="ttrpc")
-        self.assertEqual(e.exception.code, "UNIMPLEMENTED")
-        self.assertIn("SetPolicy", e.exception.message)
+        self.assertEqual(e.exception.code, "INVALID_ARGUMENT")
+        self.assertIn("not a kata-agent policy document", e.exception.message)
 
     def test_timeout_is_sent_to_the_agent(self):
         t0 = time.monotonic()

@@ -53,7 +53,9 @@ bool ParseDouble(std::string_view s, double* out) {
 }
 
 // Entries of a directory whose names are all digits (pids in /proc, fds in /proc/self/fd).
-uint64_t CountNumericEntries(const char* dir) {
+// Calls fn(name) for each all-digit entry of dir; returns how many there were.
+template <typename Fn>
+uint64_t ForEachNumericEntry(const char* dir, Fn fn) {
   DIR* d = opendir(dir);
   if (!d) return 0;
   uint64_t n = 0;
@@ -61,10 +63,29 @@ uint64_t CountNumericEntries(const char* dir) {
     const char* p = e->d_name;
     if (!*p) continue;
     while (*p >= '0' && *p <= '9') p++;
-    if (!*p) n++;
+    if (!*p) {
+      n++;
+      fn(e->d_name);
+    }
   }
   closedir(d);
   return n;
+}
+
+uint64_t CountNumericEntries(const char* dir) {
+  return ForEachNumericEntry(dir, [](const char*) {});
+}
+
+// Processes of /proc in state Z (exited, not yet waited for by their parent).
+uint64_t CountZombies() {
+  uint64_t zombies = 0;
+  ForEachNumericEntry("/proc", [&](const char* pid) {
+    StatusOr<std::string> stat = ReadFileString(StrCat("/proc/", pid, "/stat"), 4096);
+    if (!stat.ok()) return;  // gone meanwhile
+    size_t rp = stat->rfind(')');
+    if (rp != std::string::npos && rp + 2 < stat->size() && (*stat)[rp + 2] == 'Z') zombies++;
+  });
+  return zombies;
 }
 
 }  // namespace
@@ -267,6 +288,9 @@ std::string CollectMetrics(const AgentCounters& counters) {
   }
   w.Family("kata_guest_processes", "gauge", "Processes in the guest (entries of /proc).");
   w.Sample(CountNumericEntries("/proc"));
+  w.Family("kata_guest_zombie_processes", "gauge",
+           "Guest processes that exited and were not yet waited for (state Z).");
+  w.Sample(CountZombies());
   StatusOr<std::string> online = ReadFileString("/sys/devices/system/cpu/online", 4096);
   if (online.ok()) {
     w.Family("kata_guest_cpus_online", "gauge", "Online CPUs of the guest.");

@@ -11,6 +11,7 @@
 
 #include "init/config.h"
 #include "init/pid1.h"
+#include "policy/policy.h"
 #include "rpc/address.h"
 #include "rpc/dispatcher.h"
 // KATA_GRPC=0: the ttrpc-only flavour (agent/CMakeLists.txt, -DKATA_GRPC=OFF).
@@ -52,12 +53,13 @@ double MonotonicMs() {
 void Usage(FILE* out) {
   fprintf(out,
           "usage: kata-agent [--server-addr ADDR] [--log-level LEVEL] [--sniff-timeout SECONDS]\n"
-          "                  [--bundle-dir DIR] [--container-pipe-size BYTES]\n"
+          "                  [--bundle-dir DIR] [--container-pipe-size BYTES] [--policy FILE]\n"
           "\n"
           "  ADDR: vsock://CID:PORT | unix:///path | unix://@abstract\n"
           "        (also agent.server_addr= on the kernel command line or KATA_AGENT_SERVER_ADDR;\n"
           "         the default vsock://-1:1024 applies only when the agent runs as PID 1)\n"
           "  LEVEL: debug | info | warn | error | critical\n"
+          "  FILE: the API policy (docs/policy.md; agent.policy= on the kernel command line)\n"
           "  DIR: base of container bundles (default /run/kata-containers)\n");
 }
 
@@ -105,6 +107,7 @@ int AgentMain(int argc, char** argv) {
       {"sniff-timeout", required_argument, nullptr, 's'},
       {"bundle-dir", required_argument, nullptr, 'b'},
       {"container-pipe-size", required_argument, nullptr, 'p'},
+      {"policy", required_argument, nullptr, 'P'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
@@ -129,6 +132,9 @@ int AgentMain(int argc, char** argv) {
         break;
       case 'p':
         cfg.container_pipe_size = static_cast<uint32_t>(atoi(optarg));
+        break;
+      case 'P':
+        cfg.policy_path = optarg;
         break;
       case 'V':
         printf("kata-agent %s\n", kAgentVersion);
@@ -166,7 +172,8 @@ int AgentMain(int argc, char** argv) {
       .Kv("debug_console_vport", cfg.debug_console_vport)
       .Kv("log_vport", cfg.log_vport)
       .Kv("hotplug_timeout_s", cfg.hotplug_timeout_s)
-      .Kv("container_pipe_size", cfg.container_pipe_size);
+      .Kv("container_pipe_size", cfg.container_pipe_size)
+      .Kv("policy", cfg.policy_path);
 
   auto fail = [&](const Status& st) -> int {
     log::Critical("cannot start the agent").Kv("error", st.ToString());
@@ -216,6 +223,25 @@ int AgentMain(int argc, char** argv) {
   RegisterNetworkService(dispatcher, env);
   RegisterResourcesService(dispatcher, env);
   RegisterStorageService(dispatcher, env);
+  static PolicyStore policy;
+  env.policy = &policy;
+  RegisterPolicyService(dispatcher, env);
+  dispatcher.SetAdmission([](std::string_view method, std::string_view request) {
+    return policy.Admit(method, request);
+  });
+  if (!cfg.policy_path.empty()) {
+    // A policy that cannot be read or parsed stops the agent: serving without it would
+    // run what it was meant to refuse.
+    StatusOr<std::string> text = ReadFileString(cfg.policy_path, 1 << 20);
+    if (!text.ok()) return fail(Annotate(text.status(), "agent.policy"));
+    StatusOr<Policy> p =
+        Policy::Parse(*text, [](std::string_view m) { return dispatcher.Known(m); });
+    if (!p.ok()) return fail(Annotate(p.status(), cfg.policy_path));
+    if (Status st = policy.Install(std::move(*p), StrCat("agent.policy=", cfg.policy_path));
+        !st.ok()) {
+      return fail(st);
+    }
+  }
 
 #if KATA_GRPC
   static GrpcServer grpc_server(dispatcher);

@@ -52,7 +52,8 @@ Status Dispatcher::Call(CallContext& ctx, std::string_view request, std::string*
   e.calls.fetch_add(1, std::memory_order_relaxed);
   Status st;
   try {
-    st = e.handler(ctx, request, response);
+    if (admission_) st = admission_(ctx.method(), request);
+    if (st.ok()) st = e.handler(ctx, request, response);
   } catch (const std::exception& ex) {
     st = absl::InternalError(StrCat(ctx.method(), ": unexpected exception: ", ex.what()));
   } catch (...) {

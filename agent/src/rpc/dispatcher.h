@@ -37,6 +37,11 @@ class Dispatcher {
 
   void AddRaw(std::string method, RawHandler handler);
 
+  // Runs before every registered handler (the API policy); an error is the call's answer.
+  // Set once, before the servers start.
+  using Admission = std::function<Status(std::string_view method, std::string_view request)>;
+  void SetAdmission(Admission admission) { admission_ = std::move(admission); }
+
   template <typename Req, typename Resp>
   void Add(std::string method, std::function<Status(CallContext&, const Req&, Resp*)> fn) {
     AddRaw(std::move(method),
@@ -77,6 +82,7 @@ class Dispatcher {
   };
   std::unordered_map<std::string, std::unique_ptr<Entry>> handlers_;
   std::unordered_set<std::string> declared_;
+  Admission admission_;
 };
 
 }  // namespace kata

@@ -12,6 +12,7 @@
 namespace kata {
 
 class OomEvents;
+class PolicyStore;
 class Sandbox;
 class Storages;
 
@@ -21,6 +22,7 @@ struct ServiceEnv {
   bool is_pid1 = false;
   OomEvents* oom_events = nullptr;  // GetOOMEvent's queue
   Storages* storages = nullptr;     // storages and devices, reference-counted
+  PolicyStore* policy = nullptr;    // the API policy (SetPolicy installs one)
 };
 
 inline constexpr char kAgentVersion[] = KATA_AGENT_VERSION;
@@ -37,5 +39,6 @@ void RegisterNetworkService(Dispatcher& d, ServiceEnv& env);    // interfaces, r
 void RegisterResourcesService(Dispatcher& d,
                               ServiceEnv& env);               // Update/Stats/Pause/ResumeContainer
 void RegisterStorageService(Dispatcher& d, ServiceEnv& env);  // CopyFile, volumes, swap
+void RegisterPolicyService(Dispatcher& d, ServiceEnv& env);   // SetPolicy
 
 }  // namespace kata

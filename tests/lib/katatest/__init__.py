@@ -56,13 +56,18 @@ def require_root(test):
 class HostAgent:
     """The real agent binary as a normal process on a unix socket in a temp dir."""
 
-    def __init__(self, extra_args=(), env=None, log_level="debug", agent=None):
+    def __init__(self, extra_args=(), env=None, log_level="debug", agent=None, own_bundle_dir=False):
         self.agent = agent or AGENT  # another build of the agent (the ttrpc-only flavour)
         self.tmp = tempfile.mkdtemp(prefix="kata-host-")
         self.sock = os.path.join(self.tmp, "agent.sock")
         self.addr = "unix://" + self.sock
         self.log_path = os.path.join(self.tmp, "agent.log")
         self.extra_args = list(extra_args)
+        # own_bundle_dir: the bundle base (CopyFile's tree, shared storages) is <tmp>/bundles.
+        self.bundles = os.path.join(self.tmp, "bundles") if own_bundle_dir else None
+        if self.bundles:
+            os.makedirs(self.bundles)
+            self.extra_args += ["--bundle-dir", self.bundles]
         self.env = dict(os.environ, **(env or {}))
         self.log_level = log_level
         self.proc = None
