@@ -24,7 +24,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-SKIP = {"run.py", "soak.py"}  # soak.py: `make soak`, half an hour on its own
+SKIP = {"run.py", "soak.py"}  # soak.py: `make soak`, about 9 minutes on its own
 ANALYSIS = os.path.join(HERE, "analysis.md")
 
 
@@ -173,6 +173,22 @@ def merge(records, failures, scripts, partial, load_start):
     return meta, merged
 
 
+def soak_summary(f):
+    """The last `make soak` (bench/soak.py writes soak.json and soak.png), when there is one."""
+    path = os.path.join(RESULTS, "soak.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as j:
+        s = json.load(j)
+    f.write(f"\n## Soak (`make soak`)\n\n{s['execs']} exec cycles and {s['containers']} container cycles "
+            f"against one agent in the guest, in {s['elapsed_s']} s (bench/results/soak.json).\n\n")
+    f.write("| check | result | detail |\n|---|---|---|\n")
+    for c in s["checks"]:
+        f.write(f"| {c['check']} | {'PASS' if c['pass'] else 'FAIL'} | {c['detail']} |\n")
+    if os.path.exists(os.path.join(RESULTS, "soak.png")):
+        f.write("\n![soak](soak.png)\n")
+
+
 def report(meta, merged):
     figures = plots(merged)
     with open(os.path.join(RESULTS, "REPORT.md"), "w") as f:
@@ -206,6 +222,7 @@ def report(meta, merged):
             f.write("\n## Plots\n\nMedian of each benchmark beside its reference; the whisker is the p90.\n\n")
             for name in figures:
                 f.write(f"![{name}]({name})\n\n")
+        soak_summary(f)
         if os.path.exists(ANALYSIS):
             with open(ANALYSIS) as a:
                 f.write("\n" + a.read().strip() + "\n")

@@ -300,6 +300,9 @@ std::string CollectMetrics(const AgentCounters& counters) {
   // ---- the agent's own state ----
   w.Family("kata_agent_containers", "gauge", "Containers the agent manages.");
   w.Sample(counters.containers);
+  w.Family("kata_agent_rpc_worker_threads", "gauge",
+           "Threads of the RPC worker pool (idle ones above a reserve of 4 exit after 30 s).");
+  w.Sample(counters.rpc_workers);
   w.Family("kata_agent_rpc_calls_total", "counter", "Calls of each agent API method.");
   for (const auto& [method, c] : counters.rpcs) w.Sample(c.first, {{"method", method}});
   w.Family("kata_agent_rpc_errors_total", "counter",

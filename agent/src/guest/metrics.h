@@ -83,6 +83,7 @@ StatusOr<uint64_t> ParseStatusKb(std::string_view status, std::string_view key);
 // What the agent knows besides /proc: its containers and its RPC counters.
 struct AgentCounters {
   uint64_t containers = 0;
+  uint64_t rpc_workers = 0;  // threads of the RPC worker pool
   // method ("grpc.AgentService/CreateContainer") -> {calls, errors}
   std::map<std::string, std::pair<uint64_t, uint64_t>> rpcs;
   // Extra families appended as given (already in exposition format), e.g. the memory agent's.

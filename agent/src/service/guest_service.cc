@@ -20,6 +20,7 @@
 #include "guest/hotplug.h"
 #include "guest/mem_agent.h"
 #include "guest/metrics.h"
+#include "rpc/worker_pool.h"
 #include "sandbox/sandbox.h"
 #include "service/services.h"
 
@@ -135,6 +136,7 @@ void RegisterGuestService(Dispatcher& d, ServiceEnv& env) {
       [&env, &d](CallContext&, const grpc::GetMetricsRequest&, grpc::Metrics* r) -> Status {
         AgentCounters c;
         c.containers = env.sandbox ? env.sandbox->container_count() : 0;
+        c.rpc_workers = WorkerPool::Default().threads();
         for (const auto& [method, n] : d.Snapshot()) c.rpcs[method] = {n.calls, n.errors};
         c.extra = mem_agent.Metrics();
         r->set_metrics(CollectMetrics(c));
