@@ -472,12 +472,20 @@ class Errors(ContainerTestBase):
             self.c.remove("twice")
 
 
+def exe_of(pid):
+    """/proc/PID/exe, or "" for a process that is gone (a set-up process that just exited)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
 class SealedImage(ContainerTestBase):
     def test_waiting_init_runs_from_the_sealed_memfd(self):
         self.c.create("sealed", make_spec(self.rootfs, ["/bin/true"]))
         try:
             inits = [p for p in children_of(self.agent.pid())
-                     if os.readlink(f"/proc/{p}/exe").startswith("/memfd:")]
+                     if exe_of(p).startswith("/memfd:")]
             self.assertEqual(len(inits), 1, "one container init waiting for StartContainer")
             pid = inits[0]
             self.assertTrue(os.readlink(f"/proc/{pid}/exe").startswith("/memfd:kata-agent"))
@@ -516,8 +524,7 @@ class SealedImage(ContainerTestBase):
         self.c.create("dump", make_spec(self.rootfs, ["/bin/sleep", "1000"],
                                         namespaces=("user", "mount", "uts", "ipc"), extra_linux=maps))
         try:
-            pid = [p for p in children_of(self.agent.pid())
-                   if os.readlink(f"/proc/{p}/exe").startswith("/memfd:")][0]
+            pid = [p for p in children_of(self.agent.pid()) if exe_of(p).startswith("/memfd:")][0]
             with open(f"/proc/{pid}/status") as f:
                 uid_line = [l for l in f if l.startswith("Uid:")][0]
             self.assertEqual(uid_line.split()[1], "200000")

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -62,14 +63,18 @@ class Foundation(unittest.TestCase):
             self.assertIn("grpc.AgentService/NoSuchMethod", e.exception.details())
 
     def test_deadline_is_honoured(self):
-        # A call with a deadline already past never reaches a handler.
+        # GetOOMEvent blocks until an OOM event (none comes here): the call ends at its
+        # deadline, and the connection serves the next call.
         import grpc
         agent_pb2, agent_pb2_grpc, health_pb2, health_pb2_grpc = katatest.python_grpc_modules()
         with grpc.insecure_channel("unix:" + self.agent.sock) as ch:
-            h = health_pb2_grpc.HealthStub(ch)
+            a = agent_pb2_grpc.AgentServiceStub(ch)
+            t0 = time.monotonic()
             with self.assertRaises(grpc.RpcError) as e:
-                h.Check(health_pb2.CheckRequest(), timeout=0.000001)
+                a.GetOOMEvent(agent_pb2.GetOOMEventRequest(), timeout=0.5)
             self.assertEqual(e.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+            self.assertLess(time.monotonic() - t0, 10)
+            h = health_pb2_grpc.HealthStub(ch)
             self.assertEqual(h.Check(health_pb2.CheckRequest(), timeout=10).status, 1)
 
     def test_garbage_connection_is_closed_and_agent_keeps_serving(self):
