@@ -2,6 +2,7 @@
 
 #include "agent.pb.h"
 #include "policy/policy.h"
+#include "util/json.h"
 
 namespace kata {
 namespace {
@@ -52,7 +53,17 @@ TEST_CASE("policy: documents that are not ours are refused by name", "[policy]")
   CHECK_THAT(std::string(unknown_field.status().message()), Catch::Contains("alow"));
 
   auto version = Policy::Parse("{\"version\": 2}", Known);
-  CHECK_THAT(std::string(version.status().message()), Catch::Contains("version 2"));
+  CHECK(version.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(version.status().message()), Catch::Contains("version must be 1"));
+
+  auto wrong_type = Policy::Parse(R"({"version": 1, "allow": "Check"})", Known);
+  CHECK_THAT(std::string(wrong_type.status().message()), Catch::Contains("array of strings"));
+
+  auto nested_unknown = Policy::Parse(R"({"version": 1, "exec": {"allowedArgs": []}})", Known);
+  CHECK_THAT(std::string(nested_unknown.status().message()), Catch::Contains("allowedArgs"));
+
+  auto snake = Policy::Parse(R"({"version": 1, "copy_file": {"allowed_paths": ["/a/**"]}})", Known);
+  CHECK(snake.ok());
 
   auto no_version = Policy::Parse("{}", Known);
   CHECK(no_version.status().code() == absl::StatusCode::kInvalidArgument);
@@ -150,6 +161,33 @@ TEST_CASE("policy: installed once", "[policy]") {
   CHECK_THAT(std::string(again.message()), Catch::Contains("test"));
   CHECK(store.Admit("grpc.AgentService/CreateContainer", "").code() ==
         absl::StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("json: the strict reader", "[policy][json]") {
+  auto doc = ParseJson(
+      R"( {"a": [1, -2.5e3, true, false, null], "s": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"} )");
+  REQUIRE(doc.ok());
+  REQUIRE(doc->is_object());
+  const Json* a = doc->Find("a");
+  REQUIRE(a != nullptr);
+  REQUIRE(a->array().size() == 5);
+  CHECK(a->array()[1].number() == -2500);
+  CHECK(a->array()[4].type() == Json::Type::kNull);
+  CHECK(doc->Find("s")->string() == "x\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80");
+  CHECK(doc->Find("missing") == nullptr);
+
+  for (const char* bad :
+       {"", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "+1", "\"\x01\"", "\"\\x\"", "\"\\ud800\"",
+        "\"\\udc00\"", "{\"a\":1,\"a\":2}", "[] []", "tru", "{a:1}", "\"unterminated"}) {
+    INFO(bad);
+    CHECK(ParseJson(bad).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  std::string deep(kMaxJsonDepth + 2, '[');
+  deep += std::string(kMaxJsonDepth + 2, ']');
+  CHECK_THAT(std::string(ParseJson(deep).status().message()), Catch::Contains("too deep"));
+  std::string ok_depth(kMaxJsonDepth, '[');
+  ok_depth += std::string(kMaxJsonDepth, ']');
+  CHECK(ParseJson(ok_depth).ok());
 }
 
 }  // namespace kata

@@ -2,10 +2,10 @@
 
 #include <fnmatch.h>
 
-#include <google/protobuf/util/json_util.h>
+#include <initializer_list>
 
 #include "agent.pb.h"
-#include "policy.pb.h"
+#include "util/json.h"
 #include "util/log.h"
 
 namespace kata {
@@ -87,6 +87,35 @@ StatusOr<std::string> NormalizePath(std::string_view path) {
   return out.empty() ? std::string("/") : out;
 }
 
+Status TypeError(std::string_view field, std::string_view want) {
+  return absl::InvalidArgumentError(StrCat("policy: \"", field, "\" must be ", want));
+}
+
+StatusOr<std::vector<std::string>> Strings(const Json& v, std::string_view field) {
+  if (!v.is_array()) return TypeError(field, "an array of strings");
+  std::vector<std::string> out;
+  for (const Json& e : v.array()) {
+    if (!e.is_string()) return TypeError(field, "an array of strings");
+    out.push_back(e.string());
+  }
+  return out;
+}
+
+// An object whose keys are all among `allowed`.
+Status ExpectObject(const Json& v, std::string_view field,
+                    std::initializer_list<std::string_view> allowed) {
+  if (!v.is_object()) return TypeError(field, "an object");
+  for (const auto& [k, _] : v.object()) {
+    bool ok = false;
+    for (std::string_view a : allowed) ok = ok || k == a;
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          StrCat("policy: unknown field \"", k, "\" in \"", field, "\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 StatusOr<Policy> Policy::Parse(std::string_view text,
@@ -103,55 +132,66 @@ StatusOr<Policy> Policy::Parse(std::string_view text,
     }
     return absl::InvalidArgumentError(why);
   }
-  policy::Policy doc;
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = false;
-  auto st = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(text.data(), text.size()), &doc, opts);
-  if (!st.ok()) {
-    return absl::InvalidArgumentError(StrCat("policy: invalid document: ", st.ToString()));
-  }
-  if (doc.version() != kVersion) {
-    return absl::InvalidArgumentError(StrCat("policy: version ", doc.version(),
-                                             " is not supported (this agent reads version ",
-                                             kVersion, ")"));
-  }
+  StatusOr<Json> parsed = ParseJson(text);
+  if (!parsed.ok()) return Annotate(parsed.status(), "policy: invalid document");
+  const Json& doc = *parsed;
+  if (!doc.is_object()) return absl::InvalidArgumentError("policy: the document is not an object");
   Policy p;
-  for (const std::string& name : doc.allow()) {
-    if (name == "*") continue;  // the same as an empty list
-    ASSIGN_OR_RETURN(std::string full, ResolveMethod(name, known_method));
-    p.allow_.insert(std::move(full));
-  }
-  for (const std::string& name : doc.deny()) {
-    ASSIGN_OR_RETURN(std::string full, ResolveMethod(name, known_method));
-    p.deny_.insert(std::move(full));
-  }
-  if (doc.has_exec()) {
-    p.has_exec_rules_ = true;
-    for (const auto& pat : doc.exec().allowed_argv()) {
-      if (pat.args().empty()) {
-        return absl::InvalidArgumentError("policy: an exec argv pattern is empty");
+  bool have_version = false;
+  for (const auto& [key, value] : doc.object()) {
+    if (key == "version") {
+      if (!value.is_number() || value.number() != kVersion) {
+        return absl::InvalidArgumentError(
+            StrCat("policy: version must be ", kVersion, " (the version this agent reads)"));
       }
-      std::vector<std::string> args(pat.args().begin(), pat.args().end());
-      for (size_t i = 0; i + 1 < args.size(); i++) {
-        if (args[i] == "...") {
-          return absl::InvalidArgumentError(
-              StrCat("policy: \"...\" may only end an exec argv pattern, not be argument ", i));
+      have_version = true;
+    } else if (key == "allow" || key == "deny") {
+      ASSIGN_OR_RETURN(std::vector<std::string> names, Strings(value, key));
+      for (const std::string& name : names) {
+        if (key == "allow" && name == "*") continue;  // the same as an empty list
+        ASSIGN_OR_RETURN(std::string full, ResolveMethod(name, known_method));
+        (key == "allow" ? p.allow_ : p.deny_).insert(std::move(full));
+      }
+    } else if (key == "exec") {
+      RETURN_IF_ERROR(ExpectObject(value, "exec", {"allowedArgv", "allowed_argv"}));
+      p.has_exec_rules_ = true;
+      for (const auto& [k, patterns] : value.object()) {
+        if (!patterns.is_array()) return TypeError(k, "an array of {\"args\": [...]} objects");
+        for (const Json& pat : patterns.array()) {
+          RETURN_IF_ERROR(ExpectObject(pat, k, {"args"}));
+          const Json* args_json = pat.Find("args");
+          if (args_json == nullptr) return TypeError(k, "an array of {\"args\": [...]} objects");
+          ASSIGN_OR_RETURN(std::vector<std::string> args, Strings(*args_json, "args"));
+          if (args.empty()) {
+            return absl::InvalidArgumentError("policy: an exec argv pattern is empty");
+          }
+          for (size_t i = 0; i + 1 < args.size(); i++) {
+            if (args[i] == "...") {
+              return absl::InvalidArgumentError(
+                  StrCat("policy: \"...\" may only end an exec argv pattern, not be argument ", i));
+            }
+          }
+          p.argv_patterns_.push_back(std::move(args));
         }
       }
-      p.argv_patterns_.push_back(std::move(args));
-    }
-  }
-  if (doc.has_copy_file()) {
-    p.has_copy_rules_ = true;
-    for (const std::string& pat : doc.copy_file().allowed_paths()) {
-      if (pat.empty() || pat[0] != '/') {
-        return absl::InvalidArgumentError(
-            StrCat("policy: CopyFile path pattern \"", pat, "\" is not absolute"));
+    } else if (key == "copyFile" || key == "copy_file") {
+      RETURN_IF_ERROR(ExpectObject(value, key, {"allowedPaths", "allowed_paths"}));
+      p.has_copy_rules_ = true;
+      for (const auto& [k, paths] : value.object()) {
+        ASSIGN_OR_RETURN(std::vector<std::string> pats, Strings(paths, k));
+        for (std::string& pat : pats) {
+          if (pat.empty() || pat[0] != '/') {
+            return absl::InvalidArgumentError(
+                StrCat("policy: CopyFile path pattern \"", pat, "\" is not absolute"));
+          }
+          p.path_patterns_.push_back(std::move(pat));
+        }
       }
-      p.path_patterns_.push_back(pat);
+    } else {
+      return absl::InvalidArgumentError(StrCat("policy: unknown field \"", key, "\""));
     }
   }
+  if (!have_version) return absl::InvalidArgumentError("policy: no \"version\" (1)");
   return p;
 }
 

@@ -1,6 +1,6 @@
 // The API policy: which methods a client may call, and what ExecProcess may run and where
-// CopyFile may write. The document format is ours (docs/policy.md, agent/protocols/
-// policy.proto as JSON); upstream's Rego policies are refused by name.
+// CopyFile may write. The document format is ours (docs/policy.md: a JSON object read by
+// util/json); upstream's Rego policies are refused by name.
 //
 //   ASSIGN_OR_RETURN(Policy p, Policy::Parse(text, known_method));
 //   RETURN_IF_ERROR(store.Install(std::move(p), "agent.policy=/etc/kata/policy.json"));
