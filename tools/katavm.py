@@ -21,7 +21,7 @@ What it starts, each in its own process group and ended by pid on stop():
             <workdir>/console.log and <workdir>/console.sock; QMP at <workdir>/qmp.sock.
 
 Hot-plug through QMP: disks (hotplug_disk onto a pcie-root-port), vCPUs (hotplug_cpu, up
-to max_cpus) and DIMMs (hotplug_memory: a shared memfd backend, up to 4 slots / 8 GiB).
+to max_cpus; under TCG max_cpus must be above 8, see hotplug_cpu) and DIMMs (hotplug_memory: a shared memfd backend, up to 4 slots / 8 GiB).
 """
 import argparse
 import json
@@ -332,7 +332,15 @@ class VM:
 
     def hotplug_cpu(self):
         """Adds one vCPU in the first free slot QEMU offers (query-hotpluggable-cpus; the
-        guest sees an ACPI notification and a new, offline cpuN). Returns its QOM id."""
+        guest sees an ACPI notification and a new, offline cpuN). Returns its QOM id.
+
+        Under TCG (QEMU 7.2) IPIs in the xAPIC's logical flat mode never reach a hot-added
+        vCPU, and the guest kernel uses that mode when at most 8 CPUs are possible: onlining
+        the CPU would hang. Such a VM is refused here; start it with max_cpus above 8 and
+        the kernel routes IPIs by physical APIC id, which works."""
+        if self.accel == "tcg" and self.max_cpus <= 8:
+            raise RuntimeError(f"vCPU hot-add under TCG needs max_cpus > 8 (physical APIC routing "
+                               f"in the guest); this VM has max_cpus={self.max_cpus}")
         for c in self.qmp.cmd("query-hotpluggable-cpus"):
             if "qom-path" not in c:
                 props = c["props"]

@@ -39,13 +39,14 @@ MOUNTS = [
 
 
 class Guest:
-    def __init__(self, test, memory_mb=512, cmdline=(), disks=(), extra_qemu=(), cpus=1):
+    def __init__(self, test, memory_mb=512, cmdline=(), disks=(), extra_qemu=(), cpus=1, max_cpus=4):
         require_guest(INITRD_TEST)
         require_vsockd()
         k = katavm()
         self.test = test
         self.vm = k.VM(initrd=INITRD_TEST, cmdline=["agent.log=debug"] + list(cmdline),
-                       memory_mb=memory_mb, disks=list(disks), extra_qemu=list(extra_qemu), cpus=cpus)
+                       memory_mb=memory_mb, disks=list(disks), extra_qemu=list(extra_qemu), cpus=cpus,
+                       max_cpus=max_cpus)
         test.addCleanup(self._cleanup)
         self.vm.start()
         self.vm.wait_agent(timeout=180)
