@@ -191,6 +191,49 @@ TEST_CASE("hotplug: memory blocks and CPUs onlined in a fake sysfs", "[hotplug]"
   CHECK(s.Get("cpu/cpu3/online") == "1");
 }
 
+TEST_CASE("hotplug: hot-added memory is waited for, then onlined", "[hotplug]") {
+  FakeSys s;
+  s.Put("memory/auto_online_blocks", "offline\n");
+  s.Put("memory/memory0/state", "online\n");
+  std::string dir = s.root + "/memory";
+  CallContext ctx;
+
+  // The DIMM's block shows up while the call waits, as after an ACPI notification.
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    s.Put("memory/memory40/state", "offline\n");
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  StatusOr<int> got = OnlineHotAddedMemory(ctx, std::chrono::milliseconds(5000), dir);
+  later.join();
+  REQUIRE(got.ok());
+  CHECK(*got == 1);
+  CHECK(s.Get("memory/memory40/state") == "online");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(4000));
+
+  // Nothing hot-added: not an error, 0 after the timeout.
+  t0 = std::chrono::steady_clock::now();
+  StatusOr<int> none = OnlineHotAddedMemory(ctx, std::chrono::milliseconds(100), dir);
+  REQUIRE(none.ok());
+  CHECK(*none == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(100));
+
+  // A kernel that onlines new blocks itself is not waited for.
+  s.Put("memory/auto_online_blocks", "online_movable\n");
+  t0 = std::chrono::steady_clock::now();
+  none = OnlineHotAddedMemory(ctx, std::chrono::milliseconds(5000), dir);
+  REQUIRE(none.ok());
+  CHECK(*none == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(4000));
+
+  // A cancelled call stops waiting and says so.
+  s.Put("memory/auto_online_blocks", "offline\n");
+  CallContext gone;
+  gone.cancel_token().Cancel();
+  StatusOr<int> cancelled = OnlineHotAddedMemory(gone, std::chrono::milliseconds(5000), dir);
+  CHECK(cancelled.status().code() == absl::StatusCode::kCancelled);
+}
+
 TEST_CASE("hotplug: probe validation", "[hotplug]") {
   FakeSys s;
   s.Put("memory/block_size_bytes", "8000000\n");

@@ -229,3 +229,45 @@ TEST_CASE("ttrpc envelope: a response over the limit becomes RESOURCE_EXHAUSTED"
   kata::Status st = tt::ParseResponse(r.substr(tt::kHeaderSize), &payload);
   CHECK(st.code() == absl::StatusCode::kResourceExhausted);
 }
+
+TEST_CASE("ttrpc envelope: a response in parts is protobuf's bytes, the payload not copied") {
+  // Sizes around each varint length boundary, up to a frame just under the limit.
+  const size_t sizes[] = {0,     1,     127,     128,     16383,
+                          16384, 65536, 2097151, 2097152, tt::kMaxMessageSize - 16};
+  for (size_t n : sizes) {
+    CAPTURE(n);
+    std::string payload(n, '\0');
+    for (size_t i = 0; i < n; ++i) payload[i] = static_cast<char>(i * 131 + 7);
+    tt::ResponseParts parts = tt::EncodeResponseParts(42, absl::OkStatus(), payload);
+    CHECK(parts.payload.data() == payload.data());
+    CHECK(parts.payload.size() == n);
+    CHECK(parts.head.size() <= tt::kHeaderSize + 2 + 11);
+
+    ::ttrpc::Response ref;
+    ref.mutable_status()->set_code(0);
+    ref.set_payload(payload);
+    std::string frame = parts.head + std::string(parts.payload);
+    CHECK(frame.substr(tt::kHeaderSize) == ref.SerializeAsString());
+    tt::FrameHeader h = tt::DecodeHeader(frame.data());
+    CHECK(h.length == frame.size() - tt::kHeaderSize);
+    CHECK(h.stream_id == 42);
+    CHECK(h.type == tt::kResponse);
+    CHECK(frame == tt::EncodeResponseFrame(42, absl::OkStatus(), payload));
+  }
+
+  // An error is all in head, whatever payload was given.
+  tt::ResponseParts err = tt::EncodeResponseParts(3, absl::NotFoundError("gone"), "ignored");
+  CHECK(err.payload.empty());
+  std::string payload;
+  kata::Status st = tt::ParseResponse(err.head.substr(tt::kHeaderSize), &payload);
+  CHECK(st.code() == absl::StatusCode::kNotFound);
+  CHECK(st.message() == "gone");
+
+  // Over the limit by one byte: RESOURCE_EXHAUSTED naming the size, all in head.
+  std::string big(tt::kMaxMessageSize, 'y');
+  tt::ResponseParts over = tt::EncodeResponseParts(5, absl::OkStatus(), big);
+  CHECK(over.payload.empty());
+  st = tt::ParseResponse(over.head.substr(tt::kHeaderSize), &payload);
+  CHECK(st.code() == absl::StatusCode::kResourceExhausted);
+  CHECK(st.message().find("exceeds the maximum message size") != std::string::npos);
+}

@@ -99,6 +99,30 @@ StatusOr<int> OnlineMemoryBlocks(const std::string& memory_dir) {
   return done;
 }
 
+StatusOr<int> OnlineHotAddedMemory(CallContext& ctx, std::chrono::milliseconds timeout,
+                                   const std::string& memory_dir) {
+  auto start = std::chrono::steady_clock::now();
+  StatusOr<std::string> policy = ReadFileString(StrCat(memory_dir, "/auto_online_blocks"), 64);
+  bool kernel_onlines = policy.ok() && Trimmed(*policy) != "offline";
+  int total = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(int n, OnlineMemoryBlocks(memory_dir));
+    total += n;
+    auto waited = std::chrono::steady_clock::now() - start;
+    // After some went online, look again: more of the same DIMM may have been added since.
+    if (n > 0 && waited < timeout) continue;
+    if (total > 0 || kernel_onlines) return total;
+    if (waited >= timeout) {
+      log::Info("no offline memory block appeared")
+          .Kv("waited_ms", std::chrono::duration_cast<std::chrono::milliseconds>(waited).count());
+      return 0;
+    }
+    Status alive = ctx.Alive();
+    if (!alive.ok()) return Status(alive.code(), StrCat("onlining memory: ", alive.message()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 StatusOr<int> OnlineCpus(CallContext& ctx, uint32_t count, std::chrono::milliseconds timeout,
                          const std::string& cpu_dir) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

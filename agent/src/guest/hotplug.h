@@ -7,6 +7,8 @@
 // MEMORY_HOTPLUG_DEFAULT_ONLINE): until something writes to those files, the guest gains
 // nothing. Without ACPI a VMM can instead tell the kernel where new memory lies by writing
 // its physical address to /sys/devices/system/memory/probe (ARCH_MEMORY_PROBE).
+// Both CPUs and blocks show up some time after the VMM's device_add has returned (the guest
+// handles the ACPI notification in a workqueue), so OnlineCPUMem looks for them a while.
 //
 // The sysfs directories are parameters so the logic runs against a fake tree in unit tests.
 #pragma once
@@ -26,6 +28,17 @@ inline constexpr char kSysMemoryDir[] = "/sys/devices/system/memory";
 
 // Onlines every offline memory block; returns how many it onlined.
 StatusOr<int> OnlineMemoryBlocks(const std::string& memory_dir = kSysMemoryDir);
+
+// Onlines the blocks of memory the VMM has just hot-added. The guest handles the VMM's ACPI
+// notification asynchronously, so the blocks may not exist yet when the call comes: with
+// none offline, it looks again every 20 ms until one shows up or `timeout` passes (nothing
+// hot-added is not an error: it returns 0); a call that ends first (its deadline, the client
+// gone) gets that status. Once it has onlined
+// some, it looks again until a pass finds none, for a DIMM whose blocks were still being
+// added. A kernel that onlines new blocks itself (auto_online_blocks other than "offline")
+// is not waited for.
+StatusOr<int> OnlineHotAddedMemory(CallContext& ctx, std::chrono::milliseconds timeout,
+                                   const std::string& memory_dir = kSysMemoryDir);
 
 // Onlines offline CPUs until `count` have been onlined by this call, looking again every
 // 50 ms (a hot-added CPU shows up some time after the VMM added it) until `timeout` or the

@@ -116,23 +116,51 @@ StatusOr<::ttrpc::Request> ParseRequest(std::string_view payload) {
   return req;
 }
 
-std::string EncodeResponseFrame(uint32_t stream_id, const Status& st, std::string_view payload) {
+ResponseParts EncodeResponseParts(uint32_t stream_id, const Status& st, std::string_view payload) {
   ::ttrpc::Response resp;
   resp.mutable_status()->set_code(static_cast<int32_t>(st.code()));
   if (!st.ok()) {
     resp.mutable_status()->set_message(std::string(st.message()));
-  } else {
-    resp.set_payload(std::string(payload));
+    return {EncodeFrame(stream_id, kResponse, resp.SerializeAsString()), {}};
   }
-  std::string body = resp.SerializeAsString();
-  if (body.size() > kMaxMessageSize) {
-    return EncodeResponseFrame(stream_id,
-                               absl::ResourceExhaustedError(StrCat(
-                                   "response of ", body.size(),
-                                   " bytes exceeds the maximum message size of ", kMaxMessageSize)),
-                               {});
+  // Response is {Status status = 1; bytes payload = 2}. Fields are serialized in number
+  // order, so the body is the serialized status, then the payload's tag, its length as a
+  // varint and its bytes; an empty payload is omitted, as proto3 does.
+  const std::string status = resp.SerializeAsString();
+  char prefix[1 + 10];
+  size_t prefix_len = 0;
+  if (!payload.empty()) {
+    prefix[prefix_len++] = 0x12;  // field 2, length-delimited
+    for (uint64_t v = payload.size();; v >>= 7) {
+      if (v < 0x80) {
+        prefix[prefix_len++] = static_cast<char>(v);
+        break;
+      }
+      prefix[prefix_len++] = static_cast<char>((v & 0x7f) | 0x80);
+    }
   }
-  return EncodeFrame(stream_id, kResponse, body);
+  const uint64_t body = status.size() + prefix_len + payload.size();
+  if (body > kMaxMessageSize) {
+    return EncodeResponseParts(
+        stream_id,
+        absl::ResourceExhaustedError(StrCat(
+            "response of ", body, " bytes exceeds the maximum message size of ", kMaxMessageSize)),
+        {});
+  }
+  ResponseParts parts;
+  parts.head.resize(kHeaderSize);
+  EncodeHeader(FrameHeader{static_cast<uint32_t>(body), stream_id, kResponse, 0},
+               parts.head.data());
+  parts.head.append(status);
+  parts.head.append(prefix, prefix_len);
+  parts.payload = payload;
+  return parts;
+}
+
+std::string EncodeResponseFrame(uint32_t stream_id, const Status& st, std::string_view payload) {
+  ResponseParts parts = EncodeResponseParts(stream_id, st, payload);
+  parts.head.append(parts.payload);
+  return std::move(parts.head);
 }
 
 std::string EncodeRequestFrame(uint32_t stream_id, std::string_view full_method,

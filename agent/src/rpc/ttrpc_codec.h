@@ -95,9 +95,19 @@ std::string FullMethod(const ::ttrpc::Request& req);
 // Parses a request frame's payload (INVALID_ARGUMENT when it is not a ttrpc.Request).
 StatusOr<::ttrpc::Request> ParseRequest(std::string_view payload);
 
-// A complete response frame: {status {code, message}, payload}. An OK status carries the
-// payload; an error carries none. A response that would exceed the limit is replaced by a
-// RESOURCE_EXHAUSTED status (the client would discard it anyway).
+// A response frame in two parts, so that a large payload is sent from where it lies instead
+// of being copied into the frame: the frame is `head` followed by `payload` (which points
+// into the caller's buffer). The frame is {status {code, message}, payload}. An OK status
+// carries the payload; an error carries none and is all in head, with payload empty. A
+// response that would exceed the limit is replaced by a RESOURCE_EXHAUSTED status (the
+// client would discard it anyway).
+struct ResponseParts {
+  std::string head;
+  std::string_view payload;
+};
+ResponseParts EncodeResponseParts(uint32_t stream_id, const Status& st, std::string_view payload);
+
+// The same frame in one string.
 std::string EncodeResponseFrame(uint32_t stream_id, const Status& st, std::string_view payload);
 
 // A complete request frame. timeout_nano 0: no deadline.

@@ -5,7 +5,9 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "rpc/ttrpc_codec.h"
@@ -39,11 +41,34 @@ CallContext::Clock::time_point DeadlineFor(int64_t timeout_nano) {
                    std::chrono::nanoseconds(timeout_nano));
 }
 
-Status WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+// Sends head and then body as one stream of bytes (one sendmsg while the socket takes it
+// all), waiting for the peer when the socket is full.
+Status WriteAll(int fd, std::string_view head, std::string_view body) {
+  std::string_view parts[2] = {head, body};
+  size_t first = 0;
+  while (first < 2) {
+    if (parts[first].empty()) {
+      ++first;
+      continue;
+    }
+    struct iovec iov[2];
+    int n_iov = 0;
+    for (size_t i = first; i < 2; ++i) {
+      iov[n_iov].iov_base = const_cast<char*>(parts[i].data());
+      iov[n_iov].iov_len = parts[i].size();
+      ++n_iov;
+    }
+    struct msghdr msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n_iov);
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n > 0) {
-      data.remove_prefix(static_cast<size_t>(n));
+      for (auto left = static_cast<size_t>(n); left > 0 && first < 2;) {
+        size_t take = std::min(left, parts[first].size());
+        parts[first].remove_prefix(take);
+        left -= take;
+        if (parts[first].empty()) ++first;
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -54,7 +79,7 @@ Status WriteAll(int fd, std::string_view data) {
       if (r == 0) return absl::DeadlineExceededError("the peer has not read for 60 s");
       continue;
     }
-    return ErrnoError(n < 0 ? errno : EPIPE, "send");
+    return ErrnoError(n < 0 ? errno : EPIPE, "sendmsg");
   }
   return absl::OkStatus();
 }
@@ -91,7 +116,7 @@ class TtrpcServer::Conn : public std::enable_shared_from_this<TtrpcServer::Conn>
   void Run(uint32_t stream_id, const std::shared_ptr<CallContext>& ctx, const std::string& payload);
   // Answers a frame that never became a call, from a worker (the poller never writes).
   void ReplyLater(uint32_t stream_id, Status st);
-  void Send(const std::string& frame);
+  void Send(const ttrpc::ResponseParts& frame);
   // Starts or stops reading (calls_mu_ held).
   void Watch(bool read);
 
@@ -186,20 +211,20 @@ void TtrpcServer::Conn::Run(uint32_t sid, const std::shared_ptr<CallContext>& ct
     }
   }
   if (closed_) return;
-  Send(ttrpc::EncodeResponseFrame(sid, st, out));
+  Send(ttrpc::EncodeResponseParts(sid, st, out));
 }
 
 void TtrpcServer::Conn::ReplyLater(uint32_t sid, Status st) {
   log::Debug("ttrpc: rejecting a frame").Kv("stream", sid).Kv("error", st.ToString());
   WorkerPool::Default().Submit([self = shared_from_this(), sid, st = std::move(st)] {
-    if (!self->closed_) self->Send(ttrpc::EncodeResponseFrame(sid, st, {}));
+    if (!self->closed_) self->Send(ttrpc::EncodeResponseParts(sid, st, {}));
   });
 }
 
-void TtrpcServer::Conn::Send(const std::string& frame) {
+void TtrpcServer::Conn::Send(const ttrpc::ResponseParts& frame) {
   std::lock_guard<std::mutex> lk(write_mu_);
   if (closed_) return;
-  if (Status st = WriteAll(fd_.get(), frame); !st.ok()) {
+  if (Status st = WriteAll(fd_.get(), frame.head, frame.payload); !st.ok()) {
     // Part of a frame may have gone out: the stream is unusable. The poller sees the
     // shutdown as end of input and closes the connection.
     log::Warn("ttrpc: cannot send a response; closing the connection").Kv("error", st.ToString());

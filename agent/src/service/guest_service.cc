@@ -29,9 +29,9 @@ namespace {
 
 using Empty = google::protobuf::Empty;
 
-// A hot-added CPU appears a moment after the VMM's ACPI notification: OnlineCPUMem looks
-// for it this long at least (agent.hotplug_timeout= when longer).
-constexpr std::chrono::seconds kCpuOnlineTimeout(5);
+// A hot-added CPU or DIMM appears a moment after the VMM's ACPI notification: OnlineCPUMem
+// looks for it this long at least (agent.hotplug_timeout= when longer).
+constexpr std::chrono::seconds kHotplugAppearTimeout(5);
 constexpr uint32_t kMaxCpus = 4096;
 
 bool KernelSupportsSeccomp() {
@@ -109,13 +109,16 @@ void RegisterGuestService(Dispatcher& d, ServiceEnv& env) {
         RETURN_IF_ERROR(GuestOnly(env, "OnlineCPUMem"));
         // Memory first: the CPUs' work will want it. `wait` needs nothing more: both steps
         // are done when the call returns.
-        if (!req.cpu_only()) RETURN_IF_ERROR(OnlineMemoryBlocks().status());
-        if (req.nb_cpus() > 0) {
-          std::chrono::milliseconds timeout = std::max<std::chrono::milliseconds>(
-              kCpuOnlineTimeout,
-              std::chrono::seconds(env.config ? env.config->hotplug_timeout_s : 0));
-          RETURN_IF_ERROR(OnlineCpus(ctx, req.nb_cpus(), timeout).status());
+        std::chrono::milliseconds timeout = std::max<std::chrono::milliseconds>(
+            kHotplugAppearTimeout,
+            std::chrono::seconds(env.config ? env.config->hotplug_timeout_s : 0));
+        if (req.nb_cpus() == 0 && !req.cpu_only()) {
+          // Memory alone: the VMM has just hot-added a DIMM, which may not be visible yet.
+          RETURN_IF_ERROR(OnlineHotAddedMemory(ctx, timeout).status());
+        } else if (!req.cpu_only()) {
+          RETURN_IF_ERROR(OnlineMemoryBlocks().status());
         }
+        if (req.nb_cpus() > 0) RETURN_IF_ERROR(OnlineCpus(ctx, req.nb_cpus(), timeout).status());
         return absl::OkStatus();
       });
 
