@@ -481,13 +481,24 @@ def exe_of(pid):
 
 
 class SealedImage(ContainerTestBase):
+    def waiting_init(self):
+        """The one container init waiting for StartContainer: a child of the agent, running
+        from the memfd, with no child. CreateContainer returns once the init is ready, while
+        the set-up process that made it (also from the memfd, the init's parent) may still
+        be exiting: look until it is gone and the init is the agent's."""
+        deadline = time.time() + 5
+        while True:
+            inits = [p for p in children_of(self.agent.pid())
+                     if exe_of(p).startswith("/memfd:") and not children_of(p)]
+            if len(inits) == 1 or time.time() > deadline:
+                self.assertEqual(len(inits), 1, "one container init waiting for StartContainer")
+                return inits[0]
+            time.sleep(0.01)
+
     def test_waiting_init_runs_from_the_sealed_memfd(self):
         self.c.create("sealed", make_spec(self.rootfs, ["/bin/true"]))
         try:
-            inits = [p for p in children_of(self.agent.pid())
-                     if exe_of(p).startswith("/memfd:")]
-            self.assertEqual(len(inits), 1, "one container init waiting for StartContainer")
-            pid = inits[0]
+            pid = self.waiting_init()
             self.assertTrue(os.readlink(f"/proc/{pid}/exe").startswith("/memfd:kata-agent"))
             fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY)
             try:
@@ -524,7 +535,7 @@ class SealedImage(ContainerTestBase):
         self.c.create("dump", make_spec(self.rootfs, ["/bin/sleep", "1000"],
                                         namespaces=("user", "mount", "uts", "ipc"), extra_linux=maps))
         try:
-            pid = [p for p in children_of(self.agent.pid()) if exe_of(p).startswith("/memfd:")][0]
+            pid = self.waiting_init()
             with open(f"/proc/{pid}/status") as f:
                 uid_line = [l for l in f if l.startswith("Uid:")][0]
             self.assertEqual(uid_line.split()[1], "200000")
