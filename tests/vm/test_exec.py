@@ -136,14 +136,14 @@ class ExecInGuest(unittest.TestCase):
               f"{during1 / MIB:.1f}, after {after1 / MIB:.1f}; round 2: alive {during2 / MIB:.1f} "
               f"({per_exec / 1024:.0f} KiB per exec; the agent binary is {agent / MIB:.1f} MiB), after "
               f"{after2 / MIB:.1f} MiB", file=sys.stderr)
+        why = self.breakdown("mem-after-1", "mem-after-2")
         print(self.breakdown("mem-before", "mem-after-1"), file=sys.stderr)
-        print(self.breakdown("mem-after-1", "mem-after-2"), file=sys.stderr)
+        print(why, file=sys.stderr)
         self.assertLess(per_exec, agent / 4)  # a busybox sh each, no copy of the agent
         # Flat from the end of round 1 to the end of round 2, counted where a leak would
         # show: the agent's RSS, and the kernel memory of processes, fds and tmpfs files.
         # (MemFree itself moves by MiBs with the pages parked on per-CPU free lists.)
         (k1, a1), (k2, a2) = self.samples["mem-after-1"], self.samples["mem-after-2"]
-        why = self.breakdown("mem-after-1", "mem-after-2")
         rss = "process_resident_memory_bytes"
         self.assertLess(a2[rss] - a1[rss], 3 * MIB, why)
         kernel = ("SUnreclaim", "KernelStack", "PageTables", "Shmem")

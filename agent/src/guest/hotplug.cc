@@ -102,8 +102,8 @@ StatusOr<int> OnlineMemoryBlocks(const std::string& memory_dir) {
 StatusOr<int> OnlineHotAddedMemory(CallContext& ctx, std::chrono::milliseconds timeout,
                                    const std::string& memory_dir) {
   auto start = std::chrono::steady_clock::now();
-  StatusOr<std::string> policy = ReadFileString(StrCat(memory_dir, "/auto_online_blocks"), 64);
-  bool kernel_onlines = policy.ok() && Trimmed(*policy) != "offline";
+  StatusOr<std::string> auto_online = ReadFileString(StrCat(memory_dir, "/auto_online_blocks"), 64);
+  bool kernel_onlines = auto_online.ok() && Trimmed(*auto_online) != "offline";
   int total = 0;
   while (true) {
     ASSIGN_OR_RETURN(int n, OnlineMemoryBlocks(memory_dir));

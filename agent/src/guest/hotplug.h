@@ -33,10 +33,9 @@ StatusOr<int> OnlineMemoryBlocks(const std::string& memory_dir = kSysMemoryDir);
 // notification asynchronously, so the blocks may not exist yet when the call comes: with
 // none offline, it looks again every 20 ms until one shows up or `timeout` passes (nothing
 // hot-added is not an error: it returns 0); a call that ends first (its deadline, the client
-// gone) gets that status. Once it has onlined
-// some, it looks again until a pass finds none, for a DIMM whose blocks were still being
-// added. A kernel that onlines new blocks itself (auto_online_blocks other than "offline")
-// is not waited for.
+// gone) gets that status. Once it has onlined some, it looks again until a pass finds none,
+// for a DIMM whose blocks were still being added. A kernel that onlines new blocks itself
+// (auto_online_blocks other than "offline") is not waited for.
 StatusOr<int> OnlineHotAddedMemory(CallContext& ctx, std::chrono::milliseconds timeout,
                                    const std::string& memory_dir = kSysMemoryDir);
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "ttrpc.pb.h"
 #include "util/strcat.h"
 
@@ -126,18 +128,18 @@ ResponseParts EncodeResponseParts(uint32_t stream_id, const Status& st, std::str
   // Response is {Status status = 1; bytes payload = 2}. Fields are serialized in number
   // order, so the body is the serialized status, then the payload's tag, its length as a
   // varint and its bytes; an empty payload is omitted, as proto3 does.
+  using google::protobuf::internal::WireFormatLite;
+  using Out = google::protobuf::io::CodedOutputStream;
   const std::string status = resp.SerializeAsString();
-  char prefix[1 + 10];
+  uint8_t prefix[1 + 10];
   size_t prefix_len = 0;
   if (!payload.empty()) {
-    prefix[prefix_len++] = 0x12;  // field 2, length-delimited
-    for (uint64_t v = payload.size();; v >>= 7) {
-      if (v < 0x80) {
-        prefix[prefix_len++] = static_cast<char>(v);
-        break;
-      }
-      prefix[prefix_len++] = static_cast<char>((v & 0x7f) | 0x80);
-    }
+    uint8_t* end =
+        Out::WriteTagToArray(WireFormatLite::MakeTag(::ttrpc::Response::kPayloadFieldNumber,
+                                                     WireFormatLite::WIRETYPE_LENGTH_DELIMITED),
+                             prefix);
+    end = Out::WriteVarint64ToArray(payload.size(), end);
+    prefix_len = static_cast<size_t>(end - prefix);
   }
   const uint64_t body = status.size() + prefix_len + payload.size();
   if (body > kMaxMessageSize) {
@@ -152,7 +154,7 @@ ResponseParts EncodeResponseParts(uint32_t stream_id, const Status& st, std::str
   EncodeHeader(FrameHeader{static_cast<uint32_t>(body), stream_id, kResponse, 0},
                parts.head.data());
   parts.head.append(status);
-  parts.head.append(prefix, prefix_len);
+  parts.head.append(reinterpret_cast<const char*>(prefix), prefix_len);
   parts.payload = payload;
   return parts;
 }

@@ -45,29 +45,22 @@ CallContext::Clock::time_point DeadlineFor(int64_t timeout_nano) {
 // all), waiting for the peer when the socket is full.
 Status WriteAll(int fd, std::string_view head, std::string_view body) {
   std::string_view parts[2] = {head, body};
-  size_t first = 0;
-  while (first < 2) {
-    if (parts[first].empty()) {
-      ++first;
-      continue;
-    }
+  while (!parts[0].empty() || !parts[1].empty()) {
     struct iovec iov[2];
-    int n_iov = 0;
-    for (size_t i = first; i < 2; ++i) {
-      iov[n_iov].iov_base = const_cast<char*>(parts[i].data());
-      iov[n_iov].iov_len = parts[i].size();
-      ++n_iov;
+    size_t n_iov = 0;
+    for (std::string_view p : parts) {
+      if (!p.empty()) iov[n_iov++] = {const_cast<char*>(p.data()), p.size()};
     }
     struct msghdr msg = {};
     msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(n_iov);
+    msg.msg_iovlen = n_iov;
     ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n > 0) {
-      for (auto left = static_cast<size_t>(n); left > 0 && first < 2;) {
-        size_t take = std::min(left, parts[first].size());
-        parts[first].remove_prefix(take);
+      auto left = static_cast<size_t>(n);
+      for (std::string_view& p : parts) {
+        size_t take = std::min(left, p.size());
+        p.remove_prefix(take);
         left -= take;
-        if (parts[first].empty()) ++first;
       }
       continue;
     }
